@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/influxdata/telegraf"
@@ -30,6 +31,55 @@ type Agent struct {
 	// Interval is the gather interval in pipeline mode; the -poll_interval
 	// flag overrides it.
 	Interval Duration `toml:"interval"`
+	// MetricBatchSize is the most metrics handed to an output in one Write
+	// (execd output and pipeline modes); 0 means the default, 1000.
+	MetricBatchSize int `toml:"metric_batch_size"`
+	// FlushInterval is how long metrics read in execd output mode may wait
+	// for a batch to fill before they are written anyway, and how often
+	// outputs holding undelivered metrics are asked to retry; 0 means the
+	// default, 1s.
+	FlushInterval Duration `toml:"flush_interval"`
+}
+
+// Defaults of the [agent] options left at zero.
+const (
+	DefaultInterval        = time.Second
+	DefaultMetricBatchSize = 1000
+	DefaultFlushInterval   = time.Second
+)
+
+// BatchSize returns metric_batch_size, or its default.
+func (a Agent) BatchSize() int {
+	if a.MetricBatchSize > 0 {
+		return a.MetricBatchSize
+	}
+	return DefaultMetricBatchSize
+}
+
+// Flush returns flush_interval, or its default.
+func (a Agent) Flush() time.Duration {
+	if a.FlushInterval > 0 {
+		return time.Duration(a.FlushInterval)
+	}
+	return DefaultFlushInterval
+}
+
+// validate checks the [agent] options, naming the option and its line.
+func (a Agent) validate(data []byte, source string) error {
+	bad := func(key, msg string) error {
+		return fmt.Errorf("%s:%d: [agent]: %s %s", source, keyLine(data, toml.Key{"agent", key}), key, msg)
+	}
+	switch {
+	case a.Interval < 0:
+		return bad("interval", "must not be negative")
+	case a.MetricBatchSize < 0:
+		return bad("metric_batch_size", "must not be negative")
+	case a.FlushInterval < 0:
+		return bad("flush_interval", "must not be negative")
+	case strings.ContainsAny(a.Hostname, " \t\n,="):
+		return bad("hostname", fmt.Sprintf("%q must not hold spaces, commas or '='", a.Hostname))
+	}
+	return nil
 }
 
 // Plugin is what both inputs and outputs carry besides their own options.
@@ -103,6 +153,9 @@ func Parse(data []byte, source string, logs *logger.Sink) (*Config, error) {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
+			if perr.LastKey != "" {
+				return nil, fmt.Errorf("%s:%d: %s: %s", source, perr.Position.Line, perr.LastKey, perr.Message)
+			}
 			return nil, fmt.Errorf("%s:%d: %s", source, perr.Position.Line, perr.Message)
 		}
 		return nil, fmt.Errorf("%s: %w", source, err)
@@ -119,7 +172,7 @@ func Parse(data []byte, source string, logs *logger.Sink) (*Config, error) {
 					source, line, name, strings.Join(sortedKeys(inputs.Inputs), ", "))
 			}
 			in := &Input{Plugin: Plugin{Kind: "inputs", Name: name, Line: line}, Input: creator()}
-			if err := decodePlugin(md, prim, &in.Plugin, in.Input, source); err != nil {
+			if err := decodePlugin(md, prim, &in.Plugin, in.Input, data, source); err != nil {
 				return nil, err
 			}
 			cfg.Inputs = append(cfg.Inputs, in)
@@ -134,7 +187,7 @@ func Parse(data []byte, source string, logs *logger.Sink) (*Config, error) {
 					source, line, name, strings.Join(sortedKeys(outputs.Outputs), ", "))
 			}
 			out := &Output{Plugin: Plugin{Kind: "outputs", Name: name, Line: line}, Output: creator()}
-			if err := decodePlugin(md, prim, &out.Plugin, out.Output, source); err != nil {
+			if err := decodePlugin(md, prim, &out.Plugin, out.Output, data, source); err != nil {
 				return nil, err
 			}
 			cfg.Outputs = append(cfg.Outputs, out)
@@ -145,6 +198,9 @@ func Parse(data []byte, source string, logs *logger.Sink) (*Config, error) {
 
 	if keys := md.Undecoded(); len(keys) > 0 {
 		return nil, unknownKeyError(data, source, keys[0])
+	}
+	if err := f.Agent.validate(data, source); err != nil {
+		return nil, err
 	}
 
 	for _, in := range cfg.Inputs {
@@ -160,14 +216,23 @@ func Parse(data []byte, source string, logs *logger.Sink) (*Config, error) {
 	return cfg, nil
 }
 
-func decodePlugin(md toml.MetaData, prim toml.Primitive, p *Plugin, plugin any, source string) error {
+func decodePlugin(md toml.MetaData, prim toml.Primitive, p *Plugin, plugin any, data []byte, source string) error {
 	var c common
 	if err := md.PrimitiveDecode(prim, &c); err != nil {
 		return fmt.Errorf("%s:%d: [[%s.%s]]: %w", source, p.Line, p.Kind, p.Name, err)
 	}
 	p.Alias, p.Tags = c.Alias, c.Tags
 	if err := md.PrimitiveDecode(prim, plugin); err != nil {
-		return fmt.Errorf("%s:%d: [[%s.%s]]: %w", source, p.Line, p.Kind, p.Name, cleanTOMLError(err))
+		line := p.Line
+		var perr toml.ParseError
+		if errors.As(err, &perr) && perr.LastKey != "" {
+			// The section's own lines are searched from its header on.
+			key := strings.Split(perr.LastKey, ".")
+			if l := keyLineFrom(data, p.Kind+"."+p.Name, p.Line, key[len(key)-1]); l > 0 {
+				line = l
+			}
+		}
+		return fmt.Errorf("%s:%d: [[%s.%s]]: %w", source, line, p.Kind, p.Name, cleanTOMLError(err))
 	}
 	return nil
 }

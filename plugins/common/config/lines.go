@@ -86,3 +86,21 @@ func scan(data []byte, fn func(line int, table string, isHeader bool, key string
 func unquote(s string) string {
 	return strings.NewReplacer(`"`, "", `'`, "", " ", "", "\t", "").Replace(s)
 }
+
+// keyLineFrom returns the first line after line from that sets key directly
+// in table, stopping at the next header; 0 if there is none.
+func keyLineFrom(data []byte, table string, from int, key string) int {
+	found, done := 0, false
+	scan(data, func(n int, t string, isHeader bool, k string) {
+		if done || n <= from {
+			return
+		}
+		switch {
+		case isHeader:
+			done = true
+		case t == table && k == key:
+			found, done = n, true
+		}
+	})
+	return found
+}
