@@ -1,0 +1,174 @@
+package testbed
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHAProxyScenario(t *testing.T) {
+	h := NewHAProxy(t, HAProxyOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	out, err := h.Command(ctx, "show stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for proxy, servers := range ScenarioStatus {
+		for server, want := range servers {
+			got, err := statusOf(out, proxy, server)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(got, want) {
+				t.Errorf("%s/%s status = %q, want %q", proxy, server, got, want)
+			}
+		}
+	}
+	for _, px := range []string{ScenarioFrontend, ScenarioTCP} {
+		if got, err := statusOf(out, px, "FRONTEND"); err != nil || got != "OPEN" {
+			t.Errorf("%s/FRONTEND status = %q, %v; want OPEN", px, got, err)
+		}
+	}
+
+	// Changing state through the admin socket is seen by WaitStatus.
+	if _, err := h.Command(ctx, "disable server "+ScenarioBackend+"/web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.WaitStatus(ctx, ScenarioBackend, "web-1", "MAINT"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHAProxySockets(t *testing.T) {
+	h := NewHAProxy(t, HAProxyOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// The user-level socket reads statistics but refuses admin commands.
+	user := &HAProxy{AdminSocket: h.UserSocket}
+	out, err := user.Command(ctx, "show info")
+	if err != nil || !strings.Contains(out, "Name: HAProxy") {
+		t.Fatalf("show info on the user socket = %q, %v", out, err)
+	}
+	out, err = user.Command(ctx, "disable server "+ScenarioBackend+"/web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Permission denied") {
+		t.Errorf("admin command on the user socket answered %q, want Permission denied", out)
+	}
+	if got, err := h.Status(ctx, ScenarioBackend, "web-1"); err != nil || got != "UP" {
+		t.Errorf("web-1 after a refused disable = %q, %v; want UP", got, err)
+	}
+
+	// The TCP stats socket answers at level admin.
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", h.TCPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "show stat\n"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := statusOf(string(data), ScenarioTCP, ScenarioTCPSrv); err != nil || got != "UP" {
+		t.Errorf("%s/%s over %s = %q, %v; want UP", ScenarioTCP, ScenarioTCPSrv, h.TCPAddr, got, err)
+	}
+}
+
+func TestHAProxyStatsPage(t *testing.T) {
+	h := NewHAProxy(t, HAProxyOptions{})
+	client := &http.Client{Timeout: 10 * time.Second}
+	get := func(url string, auth bool) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url+";csv", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth {
+			req.SetBasicAuth("admin", "secret")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(body)
+	}
+	code, body := get(h.StatsURL, false)
+	if code != http.StatusOK || !strings.HasPrefix(body, "# pxname,svname,") {
+		t.Errorf("GET %s;csv = %d %.60q, want 200 and the CSV header", h.StatsURL, code, body)
+	}
+	if code, _ := get(h.AuthStatsURL, false); code != http.StatusUnauthorized {
+		t.Errorf("GET %s;csv without credentials = %d, want 401", h.AuthStatsURL, code)
+	}
+	code, body = get(h.AuthStatsURL, true)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s;csv with credentials = %d, want 200", h.AuthStatsURL, code)
+	}
+	if got, err := statusOf(body, ScenarioBackend, "web-2"); err != nil || got != "DOWN" {
+		t.Errorf("web-2 on the stats page = %q, %v; want DOWN", got, err)
+	}
+}
+
+func TestHAProxyCloseLeavesNothing(t *testing.T) {
+	h, err := StartHAProxy(context.Background(), HAProxyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := h.PID
+	if !processAlive(pid) {
+		t.Fatalf("haproxy pid %d not running after start", pid)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if processAlive(pid) {
+		t.Errorf("haproxy pid %d still running after Close", pid)
+	}
+	if _, err := os.Stat(h.Dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists after Close (stat: %v)", h.Dir, err)
+	}
+	if err := h.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestHAProxyGenerated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 1000 proxies of 10 checked servers")
+	}
+	h := NewHAProxy(t, HAProxyOptions{Backends: 1000, ServersPerBackend: 10, Checks: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := h.Command(ctx, "show stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Count(out, "\n") - 2 // header and closing empty line
+	if rows < 12000 {
+		t.Errorf("show stat answered %d rows, want at least 12000", rows)
+	}
+	last, srv := GeneratedBackend(1000), GeneratedServer(10)
+	if err := h.WaitStatus(ctx, last, srv, "UP"); err != nil {
+		t.Error(err)
+	}
+	if got, err := statusOf(out, last, "FRONTEND"); err != nil || got != "OPEN" {
+		t.Errorf("%s/FRONTEND = %q, %v; want OPEN", last, got, err)
+	}
+}
