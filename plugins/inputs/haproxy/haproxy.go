@@ -1,3 +1,345 @@
 // Package haproxy is the [[inputs.haproxy]] plugin: it reads HAProxy's
 // statistics from stats sockets and stats pages.
+//
+// For the same CSV it emits exactly what Telegraf's inputs.haproxy emits
+// (measurement haproxy, tags server, proxy, sv, type, the same renames and
+// field types), plus a process_num tag, one 0/1 field per state of a fixed
+// status vocabulary, and the haproxy_info measurement from "show info".
 package haproxy
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/filter"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/plugins/inputs"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/tls"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+// DefaultTimeout bounds one server's dial, write and read together.
+const DefaultTimeout = 5 * time.Second
+
+// rowTypeBits are the types option's values and HAProxy's typemask bits.
+var rowTypeBits = map[string]uint8{"frontend": 1, "backend": 2, "server": 4, "listener": 8}
+
+// HAProxy is the plugin.
+type HAProxy struct {
+	Servers        []string        `toml:"servers"`
+	KeepFieldNames bool            `toml:"keep_field_names"`
+	Username       string          `toml:"username"`
+	Password       string          `toml:"password"`
+	Timeout        config.Duration `toml:"timeout"`
+	Types          []string        `toml:"types"`
+	Proxies        []string        `toml:"proxies"`
+	IncludeFields  []string        `toml:"include_fields"`
+	ExcludeFields  []string        `toml:"exclude_fields"`
+	tls.ClientConfig
+
+	Log telegraf.Logger `toml:"-"`
+
+	endpoints []endpoint
+	typeMask  uint8
+	proxies   map[string]bool
+	fields    filter.Filter
+	client    *http.Client
+	commands  string
+}
+
+// SampleConfig returns the plugin's commented sample configuration.
+func (*HAProxy) SampleConfig() string { return sampleConfig }
+
+// Init validates every option; each error names its option.
+func (h *HAProxy) Init() error {
+	if h.Timeout == 0 {
+		h.Timeout = config.Duration(DefaultTimeout)
+	}
+	if h.Timeout < 0 {
+		return fmt.Errorf("timeout: must be > 0, not %s", h.Timeout)
+	}
+	servers := h.Servers
+	if len(servers) == 0 {
+		servers = []string{defaultServer}
+	}
+	h.endpoints = h.endpoints[:0]
+	for _, s := range servers {
+		ep, err := parseServer(s)
+		if err != nil {
+			return fmt.Errorf("servers: %w", err)
+		}
+		h.endpoints = append(h.endpoints, ep)
+	}
+	if err := h.initTypes(); err != nil {
+		return err
+	}
+	if err := h.initProxies(); err != nil {
+		return err
+	}
+	if err := h.initFields(); err != nil {
+		return err
+	}
+	tlsCfg, err := h.ClientConfig.TLSConfig()
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	h.client = newHTTPClient(tlsCfg)
+	h.commands = buildCommands(h.typeMask, h.Proxies)
+	return nil
+}
+
+func (h *HAProxy) initTypes() error {
+	h.typeMask = 0
+	for _, t := range h.Types {
+		bit, ok := rowTypeBits[t]
+		if !ok {
+			return fmt.Errorf("types: unknown row type %q (want frontend, backend, server or listener)", t)
+		}
+		h.typeMask |= bit
+	}
+	return nil
+}
+
+func (h *HAProxy) initProxies() error {
+	h.proxies = nil
+	if len(h.Proxies) == 0 {
+		return nil
+	}
+	h.proxies = make(map[string]bool, len(h.Proxies))
+	for _, p := range h.Proxies {
+		// A name goes on the command line: it must be one word HAProxy
+		// reads back as it is.
+		if p == "" || strings.ContainsAny(p, " \t\r\n;\\'\"#") {
+			return fmt.Errorf("proxies: %q is not a proxy name", p)
+		}
+		h.proxies[p] = true
+	}
+	return nil
+}
+
+func (h *HAProxy) initFields() error {
+	h.fields = nil
+	if len(h.IncludeFields) == 0 && len(h.ExcludeFields) == 0 {
+		return nil
+	}
+	f, err := filter.NewIncludeExcludeFilter(h.IncludeFields, h.ExcludeFields)
+	if err != nil {
+		return fmt.Errorf("include_fields/exclude_fields: %w", err)
+	}
+	h.fields = f
+	return nil
+}
+
+// buildCommands is the one line written to a socket: "show info", then
+// one "show stat" (one per proxy when proxies are named, so that HAProxy
+// only dumps those). Only "show" commands are ever sent.
+func buildCommands(typeMask uint8, proxies []string) string {
+	mask := "-1"
+	if typeMask != 0 {
+		mask = fmt.Sprint(typeMask)
+	}
+	var b strings.Builder
+	b.WriteString("show info")
+	switch {
+	case len(proxies) > 0:
+		for _, p := range proxies {
+			fmt.Fprintf(&b, ";show stat %s %s -1", p, mask)
+		}
+	case typeMask != 0:
+		fmt.Fprintf(&b, ";show stat -1 %s -1", mask)
+	default:
+		b.WriteString(";show stat")
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
+// Gather reads every server concurrently. Each server that fails adds one
+// error naming it; the others' metrics are kept.
+func (h *HAProxy) Gather(acc telegraf.Accumulator) error {
+	var wg sync.WaitGroup
+	for _, entry := range h.endpoints {
+		eps, err := entry.expand()
+		if err != nil {
+			acc.AddError(err)
+			continue
+		}
+		for _, ep := range eps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := h.gatherOne(ep, acc); err != nil {
+					acc.AddError(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// gatherOne reads one server within the timeout.
+func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.Timeout))
+	defer cancel()
+	g := &serverGather{h: h, ep: ep, acc: acc, ts: time.Now()}
+	var err error
+	if ep.kind == kindHTTP {
+		err = queryHTTP(ctx, h.client, ep, h.Username, h.Password, g.readPage)
+	} else {
+		var n int64
+		n, err = querySocket(ctx, ep, h.commands, g.readSocket)
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("%w (timeout %s, %d bytes read)", err, h.Timeout, n)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("show stat on %s: %w", ep.name, err)
+	}
+	return nil
+}
+
+// serverGather is the state of reading one server's answers.
+type serverGather struct {
+	h   *HAProxy
+	ep  endpoint
+	acc telegraf.Accumulator
+	ts  time.Time
+}
+
+// readSocket reads "show info" then each "show stat" answer. Problems
+// with one answer do not stop the next one from being read.
+func (g *serverGather) readSocket(lr *lineReader) error {
+	info, err := parseInfo(lr)
+	g.addInfo(info)
+	if err != nil {
+		return fmt.Errorf("show info: %w", err)
+	}
+	n := max(1, len(g.h.Proxies))
+	var errs []error
+	for i := 0; i < n; i++ {
+		err := g.readStat(lr, info.ProcessNum, false)
+		if err == nil {
+			continue
+		}
+		if len(g.h.Proxies) > 0 {
+			err = fmt.Errorf("proxy %q: %w", g.h.Proxies[i], err)
+		}
+		errs = append(errs, err)
+		var nc *notCSVError
+		if !errors.As(err, &nc) {
+			break // the stream is out of step: the rest cannot be read
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readPage reads a stats page's CSV; process_num comes from each row's pid.
+func (g *serverGather) readPage(lr *lineReader) error {
+	return g.readStat(lr, "", true)
+}
+
+// maxErrorAnswerLines bounds the lines skipped after an answer that is
+// not CSV (HAProxy's error messages are one line).
+const maxErrorAnswerLines = 100
+
+// readStat reads one "show stat" answer and emits its rows. A ragged row
+// is left out and reported; the rows around it are still emitted.
+func (g *serverGather) readStat(lr *lineReader, processNum string, endOnEOF bool) error {
+	sr := newStatReader(lr, endOnEOF)
+	if err := sr.readHeader(); err != nil {
+		var nc *notCSVError
+		if errors.As(err, &nc) && !endOnEOF {
+			if serr := sr.skipAnswer(maxErrorAnswerLines); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
+		return err
+	}
+	sink := newRowSink(g.acc, newRowPlan(sr.header, g.h.KeepFieldNames, g.h.fields), g.ep.tag, g.ts)
+	sink.processNum, sink.log = processNum, g.h.Log
+	if endOnEOF { // a stats page cannot be asked for less: filter here
+		sink.types, sink.proxies = g.h.typeMask, g.h.proxies
+	}
+	var bad badRows
+	for {
+		cells, err := sr.next()
+		if err == nil {
+			if !sink.add(cells) {
+				bad.add(fmt.Errorf("row %d: unknown row type %q", sr.rows, cells[sink.plan.typeIdx]))
+			}
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			return bad.err()
+		}
+		var te *TruncatedError
+		if errors.As(err, &te) && te.midAnswer {
+			bad.add(err)
+			continue
+		}
+		bad.add(err)
+		return bad.err()
+	}
+}
+
+// badRows collects the rows of one answer that could not be read: the
+// first is reported, with the count of the others.
+type badRows struct {
+	first error
+	n     int
+}
+
+func (b *badRows) add(err error) {
+	if b.first == nil {
+		b.first = err
+	}
+	b.n++
+}
+
+func (b *badRows) err() error {
+	switch b.n {
+	case 0:
+		return nil
+	case 1:
+		return b.first
+	}
+	return fmt.Errorf("%w (and %d more bad rows)", b.first, b.n-1)
+}
+
+func init() {
+	inputs.Add("haproxy", func() telegraf.Input { return &HAProxy{} })
+}
+
+// addInfo emits the haproxy_info metric of one server.
+func (g *serverGather) addInfo(info infoAnswer) {
+	fields := make(map[string]any, len(info.Fields)+1)
+	for k, v := range info.Fields {
+		if g.h.fields == nil || g.h.fields.Match(k) {
+			fields[k] = v
+		}
+	}
+	if info.Version != "" && (g.h.fields == nil || g.h.fields.Match("version")) {
+		fields["version"] = info.Version
+	}
+	if len(fields) == 0 {
+		return
+	}
+	tags := map[string]string{"server": g.ep.tag}
+	if info.ProcessNum != "" {
+		tags["process_num"] = info.ProcessNum
+	}
+	g.acc.AddMetric(metric.New("haproxy_info", tags, fields, g.ts))
+}

@@ -1,0 +1,271 @@
+package haproxy
+
+import (
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/filter"
+	"github.com/influxdata/telegraf/metric"
+)
+
+// HAProxy's row types (the type column).
+const (
+	typeFrontend = 0
+	typeBackend  = 1
+	typeServer   = 2
+	typeListener = 3
+)
+
+// typeNames are the type tag's values, indexed by the type column.
+var typeNames = [...]string{"frontend", "backend", "server", "listener"}
+
+// fieldRenames are Telegraf's renames, undone by keep_field_names.
+var fieldRenames = map[string]string{
+	"pxname":     "proxy",
+	"svname":     "sv",
+	"act":        "active_servers",
+	"bck":        "backup_servers",
+	"cli_abrt":   "cli_abort",
+	"srv_abrt":   "srv_abort",
+	"hrsp_1xx":   "http_response.1xx",
+	"hrsp_2xx":   "http_response.2xx",
+	"hrsp_3xx":   "http_response.3xx",
+	"hrsp_4xx":   "http_response.4xx",
+	"hrsp_5xx":   "http_response.5xx",
+	"hrsp_other": "http_response.other",
+}
+
+// stringColumns are emitted as string fields, as Telegraf does. Every
+// other column is an unsigned integer (lastsess a signed one) or dropped.
+var stringColumns = map[string]bool{
+	"status": true, "check_status": true, "last_chk": true, "mode": true, "tracked": true,
+	"agent_status": true, "last_agt": true, "addr": true, "cookie": true,
+}
+
+type colKind uint8
+
+const (
+	colUint colKind = iota
+	colInt
+	colString
+	colSkip
+)
+
+type column struct {
+	kind colKind
+	name string // field name as emitted
+}
+
+// statusField is one state's 0/1 field.
+type statusField struct {
+	state string
+	name  string // "status.UP"
+	keep  bool   // passes the field filter
+}
+
+// rowPlan is how the rows of one CSV header become metrics: what each
+// column is, worked out once per answer rather than once per cell.
+type rowPlan struct {
+	cols                          []column
+	pxIdx, svIdx, typeIdx, pidIdx int
+	statusIdx                     int
+	pxTag, svTag                  string
+	serverStatus, frontendStatus  []statusField
+}
+
+// newRowPlan maps header to Telegraf's schema. Cells Telegraf drops
+// (check_desc, agent_desc) and fields the filter rejects are skipped.
+func newRowPlan(header []string, keepNames bool, fields filter.Filter) *rowPlan {
+	p := &rowPlan{cols: make([]column, len(header)), pxIdx: -1, svIdx: -1, typeIdx: -1, pidIdx: -1, statusIdx: -1}
+	keep := func(name string) bool { return fields == nil || fields.Match(name) }
+	for i, h := range header {
+		name := h
+		if r, ok := fieldRenames[h]; ok && !keepNames {
+			name = r
+		}
+		col := column{kind: colUint, name: name}
+		switch {
+		case h == "pxname":
+			p.pxIdx, p.pxTag, col.kind = i, name, colSkip
+		case h == "svname":
+			p.svIdx, p.svTag, col.kind = i, name, colSkip
+		case h == "type":
+			p.typeIdx, col.kind = i, colSkip
+		case h == "check_desc" || h == "agent_desc" || h == "":
+			col.kind = colSkip
+		case h == "lastsess":
+			col.kind = colInt
+		case stringColumns[h]:
+			col.kind = colString
+		}
+		if h == "pid" {
+			p.pidIdx = i
+		}
+		if h == "status" {
+			p.statusIdx = i
+		}
+		if col.kind != colSkip && !keep(name) {
+			col.kind = colSkip
+		}
+		p.cols[i] = col
+	}
+	p.serverStatus = statusFields(ServerStates, keep)
+	p.frontendStatus = statusFields(FrontendStates, keep)
+	return p
+}
+
+func statusFields(states []string, keep func(string) bool) []statusField {
+	out := make([]statusField, len(states))
+	for i, s := range states {
+		out[i] = statusField{state: s, name: statusFieldPrefix + s, keep: keep(statusFieldPrefix + s)}
+	}
+	return out
+}
+
+// rowSink turns the rows of one server's answer into metrics.
+type rowSink struct {
+	acc        telegraf.Accumulator
+	plan       *rowPlan
+	server     string // server tag
+	processNum string // process_num tag; "" takes the row's pid
+	ts         time.Time
+	types      uint8           // bit per row type to keep; 0 keeps all
+	proxies    map[string]bool // proxies to keep; nil keeps all
+	log        telegraf.Logger
+
+	// Reused between rows: metric.New copies them.
+	fields  map[string]any
+	tags    map[string]string
+	strs    map[string]string // interned names and strings
+	unknown map[string]bool   // statuses already logged as unknown
+}
+
+// maxInterned bounds the strings kept for reuse in one answer.
+const maxInterned = 1 << 14
+
+func newRowSink(acc telegraf.Accumulator, plan *rowPlan, server string, ts time.Time) *rowSink {
+	return &rowSink{
+		acc: acc, plan: plan, server: server, ts: ts,
+		fields: make(map[string]any, len(plan.cols)+8),
+		tags:   make(map[string]string, 6),
+		strs:   make(map[string]string, 64),
+	}
+}
+
+func (s *rowSink) intern(b []byte) string {
+	if v, ok := s.strs[string(b)]; ok {
+		return v
+	}
+	v := string(b)
+	if len(s.strs) < maxInterned {
+		s.strs[v] = v
+	}
+	return v
+}
+
+// add emits the metric of one complete row. It returns false for a row
+// it could not read (an unknown type), which it leaves out.
+func (s *rowSink) add(cells [][]byte) bool {
+	p := s.plan
+	rowType := -1
+	if p.typeIdx >= 0 {
+		t, ok := parseUint(cells[p.typeIdx])
+		if !ok || t >= uint64(len(typeNames)) {
+			return false
+		}
+		rowType = int(t)
+		if s.types != 0 && s.types&(1<<t) == 0 {
+			return true
+		}
+	}
+	if s.proxies != nil && p.pxIdx >= 0 && !s.proxies[string(cells[p.pxIdx])] {
+		return true
+	}
+	clear(s.fields)
+	clear(s.tags)
+	s.tags["server"] = s.server
+	if p.pxIdx >= 0 && len(cells[p.pxIdx]) > 0 {
+		s.tags[p.pxTag] = s.intern(cells[p.pxIdx])
+	}
+	if p.svIdx >= 0 && len(cells[p.svIdx]) > 0 {
+		s.tags[p.svTag] = s.intern(cells[p.svIdx])
+	}
+	if rowType >= 0 {
+		s.tags["type"] = typeNames[rowType]
+	}
+	switch {
+	case s.processNum != "":
+		s.tags["process_num"] = s.processNum
+	case p.pidIdx >= 0 && len(cells[p.pidIdx]) > 0:
+		s.tags["process_num"] = s.intern(cells[p.pidIdx])
+	}
+	s.addFields(cells)
+	if p.statusIdx >= 0 {
+		s.addStatus(cells[p.statusIdx], rowType)
+	}
+	if len(s.fields) > 0 {
+		s.acc.AddMetric(metric.New("haproxy", s.tags, s.fields, s.ts))
+	}
+	return true
+}
+
+func (s *rowSink) addFields(cells [][]byte) {
+	for i, c := range cells {
+		if len(c) == 0 {
+			continue
+		}
+		col := &s.plan.cols[i]
+		switch col.kind {
+		case colUint:
+			if v, ok := parseUint(c); ok {
+				s.fields[col.name] = v
+			}
+		case colInt:
+			if v, ok := parseInt(c); ok {
+				s.fields[col.name] = v
+			}
+		case colString:
+			s.fields[col.name] = s.intern(c)
+		}
+	}
+}
+
+// addStatus sets the row's one-hot status fields.
+func (s *rowSink) addStatus(cell []byte, rowType int) {
+	sf := s.plan.serverStatus
+	if rowType == typeFrontend || rowType == typeListener {
+		sf = s.plan.frontendStatus
+	}
+	state, known := normalizeStatus(cell, vocabulary(rowType))
+	if !known {
+		s.logUnknown(cell, rowType)
+	}
+	for i := range sf {
+		if !sf[i].keep {
+			continue
+		}
+		var v int64
+		if sf[i].state == state {
+			v = 1
+		}
+		s.fields[sf[i].name] = v
+	}
+}
+
+func (s *rowSink) logUnknown(cell []byte, rowType int) {
+	if s.log == nil {
+		return
+	}
+	if s.unknown == nil {
+		s.unknown = make(map[string]bool)
+	}
+	if s.unknown[string(cell)] || len(s.unknown) >= 100 {
+		return
+	}
+	s.unknown[string(cell)] = true
+	kind := "row"
+	if rowType >= 0 {
+		kind = typeNames[rowType]
+	}
+	s.log.Warnf("%s: unknown %s status %q counted as %s%s", s.server, kind, cell, statusFieldPrefix, StateOther)
+}
