@@ -1,0 +1,325 @@
+// Package graphite_statsd is the [[outputs.graphite_statsd]] plugin: it
+// delivers Telegraf metrics to Graphite (plaintext protocol over TCP or UDP)
+// or to statsd (gauges), with the paths of Telegraf's graphite serializer,
+// and keeps what it could not deliver: in memory between writes, on disk
+// between runs.
+package graphite_statsd
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/plugins/outputs"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
+	"github.com/hap-monitor/hap-monitor/plugins/common/tls"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+const (
+	transportTCP = "tcp"
+	transportUDP = "udp"
+
+	// maxLineTCP is the longest line carbon accepts on TCP: a longer one
+	// makes it drop the connection.
+	maxLineTCP = 16384
+	// maxUDPPayload is the largest payload of a UDP datagram over IPv4.
+	maxUDPPayload = 65507
+	minPacketSize = 64
+
+	defaultMaxPacketSize = 1432
+	defaultBufferLimit   = 20000
+	defaultTimeout       = 5 * time.Second
+)
+
+// DefaultTemplates give the original HAP-Monitor's paths:
+// <prefix>.<host>.<process_num>.<proxy>.<server>.<field> for haproxy
+// (whatever the input's keep_field_names) and
+// <prefix>.<host>.<process_num>.<field> for haproxy_info.
+var DefaultTemplates = []string{
+	"haproxy host.process_num.proxy.pxname.sv.svname.field",
+	"haproxy_info host.process_num.field",
+}
+
+// GraphiteStatsd is the output plugin.
+type GraphiteStatsd struct {
+	Servers                 []string        `toml:"servers"`
+	Format                  string          `toml:"format"`
+	Transport               string          `toml:"transport"`
+	Prefix                  string          `toml:"prefix"`
+	Template                string          `toml:"template"`
+	Templates               []string        `toml:"templates"`
+	GraphiteTagSupport      bool            `toml:"graphite_tag_support"`
+	GraphiteTagSanitizeMode string          `toml:"graphite_tag_sanitize_mode"`
+	GraphiteSeparator       string          `toml:"graphite_separator"`
+	GraphiteStrictRegex     string          `toml:"graphite_strict_sanitize_regex"`
+	StatsdTags              bool            `toml:"statsd_tags"`
+	MaxPacketSize           int             `toml:"max_packet_size"`
+	Timeout                 config.Duration `toml:"timeout"`
+	MetricBufferLimit       int             `toml:"metric_buffer_limit"`
+	SpoolDir                string          `toml:"spool_dir"`
+	tls.ClientConfig
+
+	Log telegraf.Logger `toml:"-"`
+
+	mu         sync.Mutex
+	ser        *serializer
+	targets    []*target
+	buf        []telegraf.Metric // accepted, not yet delivered, oldest first
+	unconf     int               // buf[:unconf] written to holder's connection, not yet confirmed
+	holder     *target
+	dropped    int
+	closed     bool
+	spool      spoolState
+	chunk      []byte
+	ends       []int
+	minBackoff time.Duration
+	maxBackoff time.Duration
+}
+
+func (*GraphiteStatsd) SampleConfig() string { return sampleConfig }
+
+// Init validates every option, naming it in the error, and fills in
+// defaults.
+func (o *GraphiteStatsd) Init() error {
+	if o.Log == nil {
+		o.Log = logger.New(logger.NewSink(io.Discard, telegraf.Error), "outputs.graphite_statsd")
+	}
+	if err := o.checkOptions(); err != nil {
+		return err
+	}
+	ser, err := newSerializer(o)
+	if err != nil {
+		return fmt.Errorf("template/templates: %w", err)
+	}
+	ser.maxUnit = maxLineTCP
+	if o.Transport == transportUDP {
+		ser.maxUnit = o.MaxPacketSize
+	}
+	o.ser = ser
+	if _, err := o.ClientConfig.TLSConfig(); err != nil {
+		return err
+	}
+	o.targets = make([]*target, 0, len(o.Servers))
+	for _, s := range o.Servers {
+		o.targets = append(o.targets, &target{addr: s})
+	}
+	if o.minBackoff == 0 {
+		o.minBackoff = time.Second
+	}
+	if o.maxBackoff == 0 {
+		o.maxBackoff = time.Minute
+	}
+	return nil
+}
+
+func (o *GraphiteStatsd) checkOptions() error {
+	switch o.Format {
+	case "":
+		o.Format = formatGraphite
+	case formatGraphite, formatStatsd:
+	default:
+		return fmt.Errorf("format: %q is not \"graphite\" or \"statsd\"", o.Format)
+	}
+	switch o.Transport {
+	case "":
+		o.Transport = transportTCP
+		if o.Format == formatStatsd {
+			o.Transport = transportUDP
+		}
+	case transportTCP, transportUDP:
+	default:
+		return fmt.Errorf("transport: %q is not \"tcp\" or \"udp\"", o.Transport)
+	}
+	if o.Transport == transportUDP && o.ClientConfig.Enabled() {
+		return errors.New("tls_*: TLS needs transport = \"tcp\"; UDP carries no TLS")
+	}
+	if len(o.Servers) == 0 {
+		o.Servers = []string{"localhost:2003"}
+		if o.Format == formatStatsd {
+			o.Servers = []string{"localhost:8125"}
+		}
+	}
+	for i, s := range o.Servers {
+		if err := checkServer(s); err != nil {
+			return fmt.Errorf("servers[%d]: %w", i, err)
+		}
+	}
+	switch o.GraphiteTagSanitizeMode {
+	case "", "strict", "compatible":
+	default:
+		return fmt.Errorf("graphite_tag_sanitize_mode: %q is not \"strict\" or \"compatible\"", o.GraphiteTagSanitizeMode)
+	}
+	if o.MaxPacketSize == 0 {
+		o.MaxPacketSize = defaultMaxPacketSize
+	}
+	if o.MaxPacketSize < minPacketSize || o.MaxPacketSize > maxUDPPayload {
+		return fmt.Errorf("max_packet_size: %d is out of range [%d, %d]", o.MaxPacketSize, minPacketSize, maxUDPPayload)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = config.Duration(defaultTimeout)
+	}
+	if o.Timeout < 0 {
+		return fmt.Errorf("timeout: %s is negative", o.Timeout)
+	}
+	if o.MetricBufferLimit == 0 {
+		o.MetricBufferLimit = defaultBufferLimit
+	}
+	if o.MetricBufferLimit < 0 {
+		return fmt.Errorf("metric_buffer_limit: %d is negative", o.MetricBufferLimit)
+	}
+	if o.StatsdTags && o.Format != formatStatsd {
+		return errors.New("statsd_tags: only applies to format = \"statsd\"")
+	}
+	return nil
+}
+
+func checkServer(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port: %w", s, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q: no host", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number in [1, 65535]", s, port)
+	}
+	return nil
+}
+
+// Connect prepares delivery. It dials nothing (servers are dialled on the
+// first write, and a server that is down is retried later), so it fails
+// only on what retrying cannot fix: TLS files, the spool directory.
+func (o *GraphiteStatsd) Connect() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ser == nil {
+		return errors.New("Connect called before Init")
+	}
+	tlsConfig, err := o.ClientConfig.TLSConfig()
+	if err != nil {
+		return err
+	}
+	for _, t := range o.targets {
+		t.tls = tlsConfig
+	}
+	if o.SpoolDir != "" {
+		if err := o.loadSpool(); err != nil {
+			return fmt.Errorf("spool_dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// Write accepts metrics into the buffer, dropping the oldest beyond
+// metric_buffer_limit, then tries to deliver the whole buffer in order. It
+// returns nil once the metrics are accepted, even when delivery fails: the
+// failure is logged and the metrics kept for the next try, so a host that
+// retries failed writes never sends twice. Write(nil) retries the buffer.
+func (o *GraphiteStatsd) Write(metrics []telegraf.Metric) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return errors.New("write after close")
+	}
+	if o.ser == nil {
+		return errors.New("write before Init")
+	}
+	o.confirm()
+	o.accept(metrics)
+	ctx, cancel := context.WithTimeout(context.Background(), o.budget())
+	defer cancel()
+	o.flush(ctx, false)
+	return nil
+}
+
+// budget bounds one delivery attempt: every server may use its timeout
+// once to dial and once per chunk, so let the attempt take a few of them.
+func (o *GraphiteStatsd) budget() time.Duration {
+	return time.Duration(o.Timeout) * time.Duration(2*len(o.targets)+2)
+}
+
+// Close tries a last delivery, bounded by timeout, writes what is still
+// undelivered to the spool when spool_dir is set, and closes connections.
+func (o *GraphiteStatsd) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || o.ser == nil {
+		return nil
+	}
+	o.closed = true
+	if len(o.buf) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.Timeout))
+		o.flush(ctx, true)
+		cancel()
+	}
+	for _, t := range o.targets {
+		t.close()
+	}
+	o.unconf, o.holder = 0, nil
+	var err error
+	if o.SpoolDir != "" {
+		err = o.saveSpool()
+	}
+	if n := len(o.buf); n > 0 && (o.SpoolDir == "" || err != nil) {
+		o.Log.Errorf("%d metrics were not delivered to %v and are lost", n, o.Servers)
+	}
+	return err
+}
+
+// Undelivered returns how many metrics accepted by Write were not
+// delivered: dropped from a full buffer, or still undelivered at Close
+// (spooled or lost). Meaningful after Close.
+func (o *GraphiteStatsd) Undelivered() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.dropped + len(o.buf)
+}
+
+// accept appends metrics to the buffer, dropping the oldest beyond the limit.
+func (o *GraphiteStatsd) accept(metrics []telegraf.Metric) {
+	o.buf = append(o.buf, metrics...)
+	if over := len(o.buf) - o.MetricBufferLimit; over > 0 {
+		o.Log.Warnf("metric buffer full (metric_buffer_limit = %d): dropped the %d oldest metrics", o.MetricBufferLimit, over)
+		o.dropped += over
+		o.release(over)
+	}
+}
+
+// release removes the n oldest metrics from the buffer.
+func (o *GraphiteStatsd) release(n int) {
+	if n <= 0 {
+		return
+	}
+	clear(o.buf[:n])
+	o.buf = o.buf[n:]
+	if o.unconf -= n; o.unconf < 0 {
+		o.unconf = 0
+	}
+	o.spool.released(n)
+	if len(o.buf) == 0 {
+		o.buf = o.buf[:0:0] // let the old backing array go
+	}
+}
+
+func init() {
+	outputs.Add("graphite_statsd", func() telegraf.Output {
+		return &GraphiteStatsd{
+			Templates: append([]string(nil), DefaultTemplates...),
+			Timeout:   config.Duration(defaultTimeout),
+		}
+	})
+}

@@ -1,0 +1,446 @@
+package graphite_statsd
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/filter"
+	"github.com/influxdata/telegraf/plugins/serializers/graphite"
+)
+
+const (
+	formatGraphite = "graphite"
+	formatStatsd   = "statsd"
+
+	// telegrafDefaultTemplate is what Telegraf's serializer uses when no
+	// template is configured.
+	telegrafDefaultTemplate = "host.tags.measurement.field"
+
+	// cacheLimit bounds the series and field-name caches; past it they are
+	// emptied and refilled, so a churning set of series cannot grow memory.
+	cacheLimit = 200_000
+)
+
+// serializer turns metrics into wire units: Graphite lines
+// "path value timestamp\n" or statsd gauges "path:value|g\n" (a negative
+// value as the pair "path:0|g\npath:-v|g\n", one unit). Paths are those of
+// Telegraf's graphite serializer, byte for byte. With the default strict
+// regexp and no tag support it builds them itself from per-series caches;
+// otherwise it asks Telegraf's serializer.
+type serializer struct {
+	format     string
+	statsdTags bool
+	prefix     string
+	template   string
+	templates  []nameTemplate
+	fast       bool
+	telegraf   *graphite.Serializer
+
+	// maxUnit is the largest unit allowed; a larger one is skipped and
+	// counted in skipped, its path kept in skippedExample.
+	maxUnit        int
+	skipped        int
+	skippedExample string
+	// unusable counts values that cannot be sent (strings, NaN, Inf...).
+	unusable int
+
+	series  map[uint64]*seriesEntry
+	fields  map[string]*fieldEntry
+	ts      []byte
+	tags    []byte
+	scratch []byte
+}
+
+type nameTemplate struct {
+	filter filter.Filter
+	value  string
+}
+
+// seriesEntry caches what a series' lines share: the bucket name Telegraf's
+// SerializeBucketName returns, cut around its FIELDNAME placeholder, with
+// both sides already sanitised.
+type seriesEntry struct {
+	name string
+	tags []telegraf.Tag
+
+	empty     bool   // no bucket: Telegraf sends nothing for the metric
+	bucket    string // raw bucket with FIELDNAME
+	hasField  bool   // bucket holds FIELDNAME
+	pre, post string // raw bucket around the first FIELDNAME
+	sanPre    []byte
+	sanPost   []byte
+	sanFixed  []byte // sanitised bucket, when !hasField
+	simple    bool   // pre and post are valid UTF-8: sanitising composes
+	preDot    bool   // pre ends with '.'
+	postDot   bool   // post starts with '.'
+	valuePath []byte // path of the field named "value", built on first use
+}
+
+type fieldEntry struct {
+	san      []byte
+	simple   bool // valid UTF-8, not empty, not "value"
+	firstDot bool
+	lastDot  bool
+}
+
+// newSerializer validates the path options the way Telegraf's serializer
+// does and returns a serializer for them.
+func newSerializer(o *GraphiteStatsd) (*serializer, error) {
+	tg := &graphite.Serializer{
+		Prefix:          o.Prefix,
+		Template:        o.Template,
+		StrictRegex:     o.GraphiteStrictRegex,
+		TagSupport:      o.GraphiteTagSupport,
+		TagSanitizeMode: o.GraphiteTagSanitizeMode,
+		Separator:       o.GraphiteSeparator,
+		Templates:       o.Templates,
+	}
+	if err := tg.Init(); err != nil {
+		return nil, err
+	}
+	s := &serializer{
+		format:     o.Format,
+		statsdTags: o.StatsdTags,
+		prefix:     o.Prefix,
+		template:   o.Template,
+		fast:       !o.GraphiteTagSupport && o.GraphiteStrictRegex == "",
+		telegraf:   tg,
+		series:     make(map[uint64]*seriesEntry),
+		fields:     make(map[string]*fieldEntry),
+	}
+	for i, t := range o.Templates {
+		parts := strings.Fields(t)
+		switch len(parts) {
+		case 1:
+			s.template = parts[0]
+		case 2:
+			f, err := filter.Compile([]string{parts[0]})
+			if err != nil {
+				return nil, fmt.Errorf("templates[%d] %q: %w", i, t, err)
+			}
+			s.templates = append(s.templates, nameTemplate{filter: f, value: parts[1]})
+		default:
+			return nil, fmt.Errorf("templates[%d] %q: want \"[filter] template\"", i, t)
+		}
+	}
+	return s, nil
+}
+
+// appendMetric appends m's units to dst and, when ends is not nil, the end
+// offset of each unit to *ends.
+func (s *serializer) appendMetric(dst []byte, m telegraf.Metric, ends *[]int) []byte {
+	if !s.fast {
+		return s.appendSlow(dst, m, ends)
+	}
+	e := s.lookup(m)
+	if e.empty {
+		return dst
+	}
+	if s.format == formatGraphite {
+		s.ts = strconv.AppendInt(s.ts[:0], m.Time().UnixNano()/1e9, 10)
+	} else if s.statsdTags {
+		s.tags = appendDogTags(s.tags[:0], m.TagList())
+	}
+	for _, f := range m.FieldList() {
+		start := len(dst)
+		v, neg, ok := appendValue(s.scratch[:0], f.Value)
+		s.scratch = v
+		if !ok {
+			s.unusable++
+			continue
+		}
+		dst = s.appendPath(dst, e, f.Key)
+		dst = s.finishUnit(dst, start, v, neg)
+		if ends != nil && len(dst) > start {
+			*ends = append(*ends, len(dst))
+		}
+	}
+	return dst
+}
+
+// finishUnit completes the unit whose path starts at start and ends dst.
+func (s *serializer) finishUnit(dst []byte, start int, v []byte, neg bool) []byte {
+	if s.format == formatGraphite {
+		dst = append(dst, ' ')
+		dst = append(dst, v...)
+		dst = append(dst, ' ')
+		dst = append(dst, s.ts...)
+		dst = append(dst, '\n')
+	} else {
+		pathEnd := len(dst)
+		if neg {
+			// A signed gauge value is a change: set 0 first.
+			dst = append(dst, ":0|g"...)
+			dst = append(dst, s.tags...)
+			dst = append(dst, '\n')
+			dst = append(dst, dst[start:pathEnd]...)
+		}
+		dst = append(dst, ':')
+		dst = append(dst, v...)
+		dst = append(dst, "|g"...)
+		dst = append(dst, s.tags...)
+		dst = append(dst, '\n')
+	}
+	if len(dst)-start > s.maxUnit {
+		s.skipped++
+		if s.skippedExample == "" {
+			s.skippedExample = truncate(string(dst[start:]), 120)
+		}
+		return dst[:start]
+	}
+	return dst
+}
+
+// appendPath appends the sanitised path of field key of series e.
+func (s *serializer) appendPath(dst []byte, e *seriesEntry, key string) []byte {
+	if !e.hasField {
+		return append(dst, e.sanFixed...)
+	}
+	if key == "value" {
+		if e.valuePath == nil {
+			e.valuePath = appendStrict([]byte{}, graphite.InsertField(e.bucket, key))
+		}
+		return append(dst, e.valuePath...)
+	}
+	fe := s.field(key)
+	if !e.simple || !fe.simple || (e.preDot && fe.firstDot) || (fe.lastDot && e.postDot) {
+		return appendStrict(dst, e.pre+key+e.post)
+	}
+	dst = append(dst, e.sanPre...)
+	dst = append(dst, fe.san...)
+	return append(dst, e.sanPost...)
+}
+
+func (s *serializer) field(key string) *fieldEntry {
+	if fe, ok := s.fields[key]; ok {
+		return fe
+	}
+	if len(s.fields) >= cacheLimit {
+		clear(s.fields)
+	}
+	fe := &fieldEntry{
+		san:    appendStrict(nil, key),
+		simple: key != "" && key != "value" && utf8.ValidString(key),
+	}
+	if key != "" {
+		fe.firstDot, fe.lastDot = key[0] == '.', key[len(key)-1] == '.'
+	}
+	s.fields[key] = fe
+	return fe
+}
+
+// lookup returns the cache entry of m's series, building it on a miss.
+func (s *serializer) lookup(m telegraf.Metric) *seriesEntry {
+	name, tags := m.Name(), m.TagList()
+	h := seriesHash(name, tags)
+	if e, ok := s.series[h]; ok && e.matches(name, tags) {
+		return e
+	}
+	if len(s.series) >= cacheLimit {
+		clear(s.series)
+	}
+	e := s.newEntry(m)
+	s.series[h] = e
+	return e
+}
+
+func (s *serializer) newEntry(m telegraf.Metric) *seriesEntry {
+	e := &seriesEntry{name: m.Name()}
+	for _, t := range m.TagList() {
+		e.tags = append(e.tags, *t)
+	}
+	e.bucket = graphite.SerializeBucketName(m.Name(), m.Tags(), s.templateFor(m.Name()), s.prefix)
+	if e.bucket == "" {
+		e.empty = true
+		return e
+	}
+	i := strings.Index(e.bucket, "FIELDNAME")
+	if i < 0 {
+		e.sanFixed = appendStrict([]byte{}, e.bucket)
+		return e
+	}
+	e.hasField = true
+	e.pre, e.post = e.bucket[:i], e.bucket[i+len("FIELDNAME"):]
+	e.sanPre = appendStrict([]byte{}, e.pre)
+	e.sanPost = appendStrict([]byte{}, e.post)
+	e.simple = utf8.ValidString(e.pre) && utf8.ValidString(e.post)
+	e.preDot = strings.HasSuffix(e.pre, ".")
+	e.postDot = strings.HasPrefix(e.post, ".")
+	return e
+}
+
+func (s *serializer) templateFor(name string) string {
+	for _, t := range s.templates {
+		if t.filter.Match(name) {
+			return t.value
+		}
+	}
+	if s.template == "" {
+		return telegrafDefaultTemplate
+	}
+	return s.template
+}
+
+func (e *seriesEntry) matches(name string, tags []*telegraf.Tag) bool {
+	if e.name != name || len(e.tags) != len(tags) {
+		return false
+	}
+	for i, t := range tags {
+		if e.tags[i].Key != t.Key || e.tags[i].Value != t.Value {
+			return false
+		}
+	}
+	return true
+}
+
+// seriesHash is FNV-1a over the name and the (sorted) tags.
+func seriesHash(name string, tags []*telegraf.Tag) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	add := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= prime
+		}
+		h ^= 0xff // a byte no UTF-8 string holds, as a separator
+		h *= prime
+	}
+	add(name)
+	for _, t := range tags {
+		add(t.Key)
+		add(t.Value)
+	}
+	return h
+}
+
+// appendValue formats a field value as Telegraf's graphite serializer does:
+// integers as integers, floats with strconv's 'f' format and the shortest
+// precision, booleans as 1 and 0. ok is false for what cannot be sent
+// (strings, NaN, Inf, other types). neg reports a leading minus sign.
+func appendValue(dst []byte, v any) (out []byte, neg, ok bool) {
+	switch v := v.(type) {
+	case uint64:
+		return strconv.AppendUint(dst, v, 10), false, true
+	case int64:
+		return strconv.AppendInt(dst, v, 10), v < 0, true
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return dst, false, false
+		}
+		return strconv.AppendFloat(dst, v, 'f', -1, 64), math.Signbit(v), true
+	case bool:
+		if v {
+			return append(dst, '1'), false, true
+		}
+		return append(dst, '0'), false, true
+	}
+	return dst, false, false
+}
+
+// appendSlow serialises with Telegraf's serializer and, for statsd,
+// rewrites each Graphite line as a gauge.
+func (s *serializer) appendSlow(dst []byte, m telegraf.Metric, ends *[]int) []byte {
+	out, err := s.telegraf.Serialize(m)
+	if err != nil {
+		s.unusable += len(m.FieldList())
+		return dst
+	}
+	for _, f := range m.FieldList() {
+		if _, _, ok := appendValue(nil, f.Value); !ok {
+			s.unusable++
+		}
+	}
+	if s.format == formatStatsd && s.statsdTags {
+		s.tags = appendDogTags(s.tags[:0], m.TagList())
+	}
+	for len(out) > 0 {
+		line := out
+		if i := bytes.IndexByte(out, '\n'); i >= 0 {
+			line, out = out[:i], out[i+1:]
+		} else {
+			out = nil
+		}
+		start := len(dst)
+		if s.format == formatGraphite {
+			dst = append(dst, line...)
+			dst = append(dst, '\n')
+			if len(dst)-start > s.maxUnit {
+				s.skipped++
+				if s.skippedExample == "" {
+					s.skippedExample = truncate(string(dst[start:]), 120)
+				}
+				dst = dst[:start]
+			}
+		} else {
+			path, value, ok := splitGraphiteLine(line)
+			if !ok {
+				continue
+			}
+			dst = append(dst, path...)
+			dst = s.finishUnit(dst, start, value, len(value) > 0 && value[0] == '-')
+		}
+		if ends != nil && len(dst) > start {
+			*ends = append(*ends, len(dst))
+		}
+	}
+	return dst
+}
+
+// splitGraphiteLine cuts "path value timestamp" from the right, since only
+// the path may hold spaces (in tag values).
+func splitGraphiteLine(line []byte) (path, value []byte, ok bool) {
+	i := bytes.LastIndexByte(line, ' ')
+	if i < 0 {
+		return nil, nil, false
+	}
+	j := bytes.LastIndexByte(line[:i], ' ')
+	if j < 0 {
+		return nil, nil, false
+	}
+	return line[:j], line[j+1 : i], true
+}
+
+// appendDogTags appends DogStatsD tags "|#k:v,k2:v2"; characters that would
+// break the syntax become "_".
+func appendDogTags(dst []byte, tags []*telegraf.Tag) []byte {
+	if len(tags) == 0 {
+		return dst
+	}
+	dst = append(dst, "|#"...)
+	for i, t := range tags {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendDogTagPart(dst, t.Key, true)
+		dst = append(dst, ':')
+		dst = appendDogTagPart(dst, t.Value, false)
+	}
+	return dst
+}
+
+func appendDogTagPart(dst []byte, s string, key bool) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ',' || c == '|' || c == '#' || c == '\n' || c == '\r' || c == ' ' || c == '\t':
+			c = '_'
+		case key && c == ':':
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func truncate(s string, n int) string {
+	s = strings.TrimRight(s, "\n")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
