@@ -1,0 +1,175 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// TelegrafVersion is the Telegraf release TelegrafBinary builds.
+const TelegrafVersion = "v1.39.3"
+
+// TelegrafBuildTags are the plugins compiled into the custom Telegraf.
+const TelegrafBuildTags = "custom,inputs.execd,inputs.haproxy,outputs.execd,outputs.file,outputs.graphite,serializers.influx,serializers.graphite"
+
+const telegrafBuildTimeout = 20 * time.Minute
+
+// TelegrafBinary returns the path of a custom Telegraf v1.39.3 build with
+// inputs.execd, inputs.haproxy, outputs.execd, outputs.file,
+// outputs.graphite and the influx and graphite serializers, built with
+// `go install` from the module proxy into CacheDir()/telegraf-v1.39.3 on
+// first use (under a file lock, outside this module so go.mod is never
+// touched) and reused while it answers --version.
+func TelegrafBinary(ctx context.Context) (string, error) {
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cache, "telegraf-"+TelegrafVersion)
+	bin := filepath.Join(dir, "telegraf")
+	if telegrafWorks(ctx, bin) {
+		return bin, nil
+	}
+	goBin, err := goTool()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := withDefaultTimeout(ctx, telegrafBuildTimeout)
+	defer cancel()
+	err = withFileLock(ctx, dir+".lock", func() error {
+		if telegrafWorks(ctx, bin) {
+			return nil // built by another process meanwhile
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("telegraf build dir: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "testbed: building telegraf %s into %s (2-3 minutes on a cold build cache)\n", TelegrafVersion, dir)
+		var out bytes.Buffer
+		// go install of a version leaves Telegraf's version "unknown":
+		// set it as Telegraf's Makefile does.
+		ldflags := "-X github.com/influxdata/telegraf/internal.Version=" + strings.TrimPrefix(TelegrafVersion, "v")
+		cmd := exec.CommandContext(ctx, goBin, "install", "-tags", TelegrafBuildTags, "-ldflags", ldflags,
+			"github.com/influxdata/telegraf/cmd/telegraf@"+TelegrafVersion)
+		cmd.Dir = cache
+		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod", "GOWORK=off")
+		cmd.Stdout = &out
+		cmd.Stderr = &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go install telegraf@%s: %w: %s", TelegrafVersion, err, tail(out.Bytes(), 3000))
+		}
+		if !telegrafWorks(ctx, bin) {
+			return fmt.Errorf("telegraf built into %s does not answer --version", bin)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// telegrafWorks reports whether bin runs and is the expected version.
+func telegrafWorks(ctx context.Context, bin string) bool {
+	if _, err := os.Stat(bin); err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	return err == nil && strings.Contains(string(out), strings.TrimPrefix(TelegrafVersion, "v"))
+}
+
+// goTool finds the go command: PATH, then the toolchain running this code.
+func goTool() (string, error) {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{filepath.Join(runtime.GOROOT(), "bin", "go"), "/usr/local/go/bin/go"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("go not found in PATH: install Go 1.26 (https://go.dev/doc/install)")
+}
+
+// ModuleRoot is the root directory of this checkout (where go.mod is),
+// found from this source file's location.
+func ModuleRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", fmt.Errorf("module root: no caller information")
+	}
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return "", fmt.Errorf("module root: %w", err)
+	}
+	return filepath.Clean(root), nil
+}
+
+var hapMonitorBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// HapMonitorBinary builds ./cmd/hap-monitor of this checkout into a temp
+// dir once per process and returns its path. Dirs left by processes that
+// have exited are removed on the way.
+func HapMonitorBinary(ctx context.Context) (string, error) {
+	b := &hapMonitorBuild
+	b.once.Do(func() { b.path, b.err = buildHapMonitor(ctx) })
+	return b.path, b.err
+}
+
+const binDirPrefix = "hap-monitor-bin-"
+
+func buildHapMonitor(ctx context.Context) (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	goBin, err := goTool()
+	if err != nil {
+		return "", err
+	}
+	removeStaleBinDirs()
+	dir := filepath.Join(os.TempDir(), binDirPrefix+strconv.Itoa(os.Getpid()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("hap-monitor build dir: %w", err)
+	}
+	ctx, cancel := withDefaultTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	bin := filepath.Join(dir, "hap-monitor")
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./cmd/hap-monitor")
+	cmd.Dir = root
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/hap-monitor in %s: %w: %s", root, err, tail(out.Bytes(), 3000))
+	}
+	return bin, nil
+}
+
+// removeStaleBinDirs deletes build dirs whose process is gone.
+func removeStaleBinDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), binDirPrefix+"*"))
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), binDirPrefix))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
+			_ = os.RemoveAll(d)
+		}
+	}
+}
