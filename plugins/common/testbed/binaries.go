@@ -102,17 +102,25 @@ func goTool() (string, error) {
 }
 
 // ModuleRoot is the root directory of this checkout (where go.mod is),
-// found from this source file's location.
+// found from this source file's location, or else from `go env GOMOD` in
+// the working directory (for binaries built with -trimpath).
 func ModuleRoot() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", fmt.Errorf("module root: no caller information")
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			return root, nil
+		}
 	}
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		return "", fmt.Errorf("module root: %w", err)
+	goBin, err := goTool()
+	if err != nil {
+		return "", err
 	}
-	return filepath.Clean(root), nil
+	out, err := exec.Command(goBin, "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("module root: not inside the hap-monitor checkout (go env GOMOD = %q, %v)", gomod, err)
+	}
+	return filepath.Dir(gomod), nil
 }
 
 var hapMonitorBuild struct {
