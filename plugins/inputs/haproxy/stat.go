@@ -115,6 +115,9 @@ func (s *statReader) readHeader() error {
 		}
 		return err
 	}
+	if !complete && bytes.HasPrefix([]byte("# "), line[:min(len(line), 2)]) {
+		return &TruncatedError{Reason: "input ended inside the CSV header"}
+	}
 	if !bytes.HasPrefix(line, []byte("# ")) || len(line) <= 2 {
 		return &notCSVError{first: bytes.Clone(line)}
 	}
