@@ -1,0 +1,303 @@
+package haproxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
+)
+
+// socketDir returns a short temp dir for unix sockets, removed at cleanup.
+func socketDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// fakeSocket is a unix socket that reads one command line per connection,
+// records it, and lets serve answer.
+type fakeSocket struct {
+	Path string
+	ln   net.Listener
+
+	mu       sync.Mutex
+	commands []string
+	wg       sync.WaitGroup
+}
+
+func newFakeSocket(t testing.TB, serve func(conn net.Conn, command string)) *fakeSocket {
+	t.Helper()
+	path := filepath.Join(socketDir(t), "fake.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSocket{Path: path, ln: ln}
+	f.wg.Add(1)
+	go f.acceptLoop(serve)
+	t.Cleanup(func() { ln.Close(); f.wg.Wait() })
+	return f
+}
+
+func (f *fakeSocket) acceptLoop(serve func(net.Conn, string)) {
+	defer f.wg.Done()
+	for {
+		conn, err := f.ln.Accept()
+		if err != nil {
+			return
+		}
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // test fake
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			f.commands = append(f.commands, line)
+			f.mu.Unlock()
+			serve(conn, line)
+		}()
+	}
+}
+
+func (f *fakeSocket) Commands() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.commands...)
+}
+
+// gather runs one Gather and returns its metrics and errors.
+func gather(t testing.TB, h *HAProxy) ([]telegraf.Metric, []error) {
+	t.Helper()
+	acc := &shim.Accumulator{}
+	if err := h.Gather(acc); err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	return acc.Drain()
+}
+
+// TestOnlyShowCommands records what the plugin writes under every option
+// and checks that it is one line of "show" commands.
+func TestOnlyShowCommands(t *testing.T) {
+	answer := readTestdata(t, "haproxy-2.6.12.txt")
+	fake := newFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
+	configs := []*HAProxy{
+		{},
+		{KeepFieldNames: true},
+		{Types: []string{"server"}},
+		{Types: []string{"frontend", "backend", "server", "listener"}},
+		{Proxies: []string{"app.v1"}},
+		{Proxies: []string{"app.v1", "db_tcp-1"}, Types: []string{"backend"}},
+		{IncludeFields: []string{"status*"}, ExcludeFields: []string{"status.OTHER"}},
+		{Username: "admin", Password: "secret", Timeout: config.Duration(time.Second)},
+	}
+	for i, h := range configs {
+		h.Servers = []string{"unix://" + fake.Path}
+		newPlugin(t, h)
+		ms, errs := gather(t, h)
+		if len(ms) == 0 {
+			t.Errorf("config %d: no metrics (errors %v)", i, errs)
+		}
+	}
+	cmds := fake.Commands()
+	if len(cmds) != len(configs) {
+		t.Fatalf("%d connections for %d gathers", len(cmds), len(configs))
+	}
+	for _, line := range cmds {
+		if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
+			t.Errorf("command %q is not one line", line)
+		}
+		for _, c := range strings.Split(strings.TrimSuffix(line, "\n"), ";") {
+			if !strings.HasPrefix(c, "show info") && !strings.HasPrefix(c, "show stat") {
+				t.Errorf("command %q written to the socket", c)
+			}
+		}
+	}
+	if want := "show info;show stat app.v1 2 -1;show stat db_tcp-1 2 -1\n"; cmds[5] != want {
+		t.Errorf("proxies and types sent as %q, want %q", cmds[5], want)
+	}
+}
+
+// TestHungServerDoesNotDelayOthers: a socket that accepts and never
+// answers fails on the timeout while a second server reports.
+func TestHungServerDoesNotDelayOthers(t *testing.T) {
+	answer := readTestdata(t, "haproxy-2.6.12.txt")
+	release := make(chan struct{})
+	hung := newFakeSocket(t, func(net.Conn, string) { <-release })
+	t.Cleanup(func() { close(release) })
+	good := newFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
+	h := newPlugin(t, &HAProxy{Servers: []string{hung.Path, "socket:" + good.Path}, Timeout: config.Duration(300 * time.Millisecond)})
+	ms, errs := gather(t, h)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "show stat on "+hung.Path+": ") ||
+		!strings.Contains(errs[0].Error(), "timeout") {
+		t.Fatalf("errors = %v, want one timeout error naming %s", errs, hung.Path)
+	}
+	if n := count(ms, "haproxy"); n != 12 {
+		t.Errorf("the answering server gave %d rows, want 12", n)
+	}
+	for _, m := range ms {
+		if s, _ := m.GetTag("server"); s != good.Path {
+			t.Errorf("metric from server %q", s)
+		}
+	}
+}
+
+func TestFaults(t *testing.T) {
+	answer := string(readTestdata(t, "haproxy-2.6.12.txt"))
+	midRow := answer[:strings.Index(answer, "app.v1,web-2,")+20] // info, header, 2 rows, part of the 3rd
+	tests := []struct {
+		name  string
+		send  string
+		rows  int
+		wants []string
+	}{
+		{"closes mid-row", midRow, 2, []string{"truncated at row 3", "input ended mid-row"}},
+		{"closes before the empty line", strings.TrimSuffix(answer, "\n"), 12, []string{"truncated at row 12", "no closing empty line"}},
+		{"not CSV", "HTTP/1.0 400 Bad request\r\n\r\n", 0, []string{"not show info"}},
+		{"binary garbage", "\x00\x01\x02\xff\n\n# \xff\n\n", 0, []string{"not show info"}},
+		{"closes at once", "", 0, []string{"show info", "truncated"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFakeSocket(t, func(conn net.Conn, _ string) { conn.Write([]byte(tt.send)) }) //nolint:errcheck // test fake
+			h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}, Timeout: config.Duration(5 * time.Second)})
+			ms, errs := gather(t, h)
+			if len(errs) != 1 {
+				t.Fatalf("errors = %v, want one", errs)
+			}
+			msg := errs[0].Error()
+			for _, w := range append(tt.wants, "show stat on "+fake.Path+": ") {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not say %q", msg, w)
+				}
+			}
+			if n := count(ms, "haproxy"); n != tt.rows {
+				t.Errorf("%d rows emitted, want %d", n, tt.rows)
+			}
+		})
+	}
+}
+
+func TestGarbageAnswerIsBounded(t *testing.T) {
+	// 50 MB without a newline: the read stops at the line cap.
+	chunk := []byte(strings.Repeat("z", 1<<20))
+	fake := newFakeSocket(t, func(conn net.Conn, _ string) {
+		for i := 0; i < 50; i++ {
+			if _, err := conn.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}})
+	_, errs := gather(t, h)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), fmt.Sprintf("longer than %d bytes", MaxLineBytes)) {
+		t.Fatalf("errors = %v, want the line cap", errs)
+	}
+}
+
+func TestMissingSocketAndGlob(t *testing.T) {
+	dir := socketDir(t)
+	missing := filepath.Join(dir, "gone.sock")
+	glob := filepath.Join(dir, "*.nomatch")
+	h := newPlugin(t, &HAProxy{Servers: []string{missing, glob}})
+	_, errs := gather(t, h)
+	if len(errs) != 2 {
+		t.Fatalf("errors = %v, want 2", errs)
+	}
+	all := errs[0].Error() + "\n" + errs[1].Error()
+	for _, w := range []string{"show stat on " + missing + ": ", "no such file or directory", `no socket matches "` + glob + `"`} {
+		if !strings.Contains(all, w) {
+			t.Errorf("errors %q do not say %q", all, w)
+		}
+	}
+}
+
+// permChildEnv makes the test binary, re-run as an unprivileged user, gather
+// the socket named by the variable and print the errors.
+const permChildEnv = "HM_HAPROXY_PERM_SOCKET"
+
+func TestPermissionDenied(t *testing.T) {
+	if path := os.Getenv(permChildEnv); path != "" {
+		h := newPlugin(t, &HAProxy{Servers: []string{path}})
+		_, errs := gather(t, h)
+		for _, err := range errs {
+			fmt.Println("ERROR:", err)
+		}
+		return
+	}
+	answer := readTestdata(t, "haproxy-2.6.12.txt")
+	fake := newFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
+	dir := filepath.Dir(fake.Path)
+	if err := os.Chmod(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) }) //nolint:errcheck // best effort
+	if os.Geteuid() != 0 {
+		h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}})
+		_, errs := gather(t, h)
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "permission denied") || !strings.Contains(errs[0].Error(), fake.Path) {
+			t.Fatalf("errors = %v, want permission denied naming %s", errs, fake.Path)
+		}
+		return
+	}
+	// Root ignores permissions: run this test binary again as nobody.
+	out := runAsNobody(t, fake.Path)
+	if !strings.Contains(out, "ERROR: show stat on "+fake.Path+": ") || !strings.Contains(out, "permission denied") {
+		t.Fatalf("as an unprivileged user, got:\n%s", out)
+	}
+}
+
+func runAsNobody(t *testing.T, socket string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test binary's own directory is private to root: copy it out.
+	binDir, err := os.MkdirTemp("", "hmbin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(binDir) })
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(binDir, "haproxy.test")
+	if err := os.WriteFile(bin, data, 0o755); err != nil { //nolint:gosec // an executable for another user
+		t.Fatal(err)
+	}
+	if err := os.Chmod(binDir, 0o755); err != nil { //nolint:gosec // readable by nobody on purpose
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestPermissionDenied$", "-test.count=1")
+	cmd.Env = append(os.Environ(), permChildEnv+"="+socket, "HOME=/")
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("running as nobody: %v", err)
+	}
+	return string(out)
+}
