@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,14 +182,24 @@ func (h *HAProxy) launch(ctx context.Context, bin, cfgPath string) error {
 	cmd.Dir = h.Dir
 	cmd.Stdout = &out
 	cmd.Stderr = &out
+	pidfile := filepath.Join(h.Dir, "haproxy.pid")
 	if err := cmd.Run(); err != nil {
+		// Interrupted after forking: find the worker so Close stops it.
+		if data, rerr := os.ReadFile(pidfile); rerr == nil {
+			if f := strings.Fields(string(data)); len(f) > 0 {
+				h.PID, _ = strconv.Atoi(f[0])
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("haproxy -f %s: %w", cfgPath, ctx.Err())
+		}
 		msg := tail(out.Bytes(), 2000)
 		if strings.Contains(msg, "Address already in use") || strings.Contains(msg, "cannot bind") {
 			return fmt.Errorf("haproxy -f %s: %w: %s", cfgPath, errAddrInUse, msg)
 		}
 		return fmt.Errorf("haproxy -f %s: %w: %s", cfgPath, err, msg)
 	}
-	pid, err := readPIDFile(ctx, filepath.Join(h.Dir, "haproxy.pid"))
+	pid, err := readPIDFile(ctx, pidfile)
 	if err != nil {
 		return fmt.Errorf("haproxy -f %s: %w", cfgPath, err)
 	}
