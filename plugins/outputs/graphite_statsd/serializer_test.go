@@ -112,11 +112,13 @@ func TestSerializerMatchesTelegraf(t *testing.T) {
 		{},
 	}
 	configs := map[string]func(*GraphiteStatsd){
-		"defaults":         nil,
-		"prefix":           func(o *GraphiteStatsd) { o.Prefix = "my.system.stats.haproxy" },
-		"template":         func(o *GraphiteStatsd) { o.Templates = nil; o.Template = "measurement.tags.field" },
-		"no field":         func(o *GraphiteStatsd) { o.Templates = []string{"host.tags"} },
-		"glob":             func(o *GraphiteStatsd) { o.Templates = []string{"hap* tags.measurement.field.host", "process_num.field"} },
+		"defaults": nil,
+		"prefix":   func(o *GraphiteStatsd) { o.Prefix = "my.system.stats.haproxy" },
+		"template": func(o *GraphiteStatsd) { o.Templates = nil; o.Template = "measurement.tags.field" },
+		"no field": func(o *GraphiteStatsd) { o.Templates = []string{"host.tags"} },
+		"glob": func(o *GraphiteStatsd) {
+			o.Templates = []string{"hap* tags.measurement.field.host", "process_num.field"}
+		},
 		"tag support":      func(o *GraphiteStatsd) { o.GraphiteTagSupport = true },
 		"compatible tags":  func(o *GraphiteStatsd) { o.GraphiteTagSupport = true; o.GraphiteTagSanitizeMode = "compatible" },
 		"custom regexp":    func(o *GraphiteStatsd) { o.GraphiteStrictRegex = `[^a-z.]` },
@@ -197,7 +199,11 @@ func TestStatsdUnits(t *testing.T) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
 
-	o = newTestOutput(t, func(o *GraphiteStatsd) { o.Format = "statsd"; o.StatsdTags = true; o.Templates = []string{"measurement.field"} })
+	o = newTestOutput(t, func(o *GraphiteStatsd) {
+		o.Format = "statsd"
+		o.StatsdTags = true
+		o.Templates = []string{"measurement.field"}
+	})
 	m = metric.New("cpu", map[string]string{"host": "h", "a,b": "c|d e"}, map[string]any{"idle": -0.5}, ts)
 	got = serialize(o, m)
 	want = []string{"cpu.idle:0|g|#a_b:c_d_e,host:h\ncpu.idle:-0.5|g|#a_b:c_d_e,host:h\n"}
