@@ -1,0 +1,62 @@
+package haproxy
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
+)
+
+// addSeeds adds every recorded answer and a few broken ones to the corpus.
+func addSeeds(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "haproxy-*"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+	}
+	for _, s := range []string{"", "\n", "# \n", "# a,b,\n\"x\n", "# pxname,type,status,\nx,9,UP,\n\n", "Name: x\n\n# pxname,svname,type,status,\n\"a\"\"b\",\"c,7,\"\n\n"} {
+		f.Add([]byte(s))
+	}
+}
+
+func FuzzParseStat(f *testing.F) {
+	addSeeds(f)
+	h := &HAProxy{Servers: []string{testSocketTag}, IncludeFields: []string{"*"}}
+	if err := h.Init(); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, page := range []bool{false, true} {
+			acc := &shim.Accumulator{}
+			g := &serverGather{h: h, ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(0, 0)}
+			lr := newLineReader(bytes.NewReader(data))
+			_ = g.readStat(lr, "", page) //nolint:errcheck // any error is fine, a panic is not
+			ms, _ := acc.Drain()
+			for _, m := range ms {
+				if len(m.FieldList()) > len(data) {
+					t.Fatalf("%d fields from %d bytes", len(m.FieldList()), len(data))
+				}
+			}
+		}
+	})
+}
+
+func FuzzParseInfo(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ans, _ := parseInfo(newLineReader(bytes.NewReader(data)))
+		if len(ans.Fields) > maxInfoLines {
+			t.Fatalf("%d info fields, more than the %d lines read", len(ans.Fields), maxInfoLines)
+		}
+	})
+}
