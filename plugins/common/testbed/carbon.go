@@ -249,13 +249,7 @@ func (c *Carbon) Paths() ([]string, error) {
 		if err != nil {
 			return err
 		}
-		rel = filepath.ToSlash(rel)
-		if strings.HasPrefix(rel, "_tagged/") {
-			parts := strings.SplitN(rel, "/", 4)
-			paths = append(paths, strings.ReplaceAll(parts[len(parts)-1], "_DOT_", "."))
-			return nil
-		}
-		paths = append(paths, strings.ReplaceAll(rel, "/", "."))
+		paths = append(paths, metricPath(rel))
 		return nil
 	})
 	if err != nil {
@@ -263,6 +257,17 @@ func (c *Carbon) Paths() ([]string, error) {
 	}
 	sort.Strings(paths)
 	return paths, nil
+}
+
+// metricPath turns a whisper file's path relative to WhisperDir, without
+// ".wsp", back into its metric path (the inverse of File).
+func metricPath(rel string) string {
+	rel = filepath.ToSlash(rel)
+	if strings.HasPrefix(rel, "_tagged/") {
+		parts := strings.SplitN(rel, "/", 4)
+		return strings.ReplaceAll(parts[len(parts)-1], "_DOT_", ".")
+	}
+	return strings.ReplaceAll(rel, "/", ".")
 }
 
 // Points returns the non-empty points of path over the last hour, oldest
@@ -355,4 +360,88 @@ func (c *Carbon) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// allPointsScript prints "FILE\tTIME\tVALUE" for every non-empty point of
+// the last hour of every whisper file under argv[1], with the whisper module.
+const allPointsScript = `
+import os, sys, time, whisper
+root = sys.argv[1]
+now = int(time.time())
+for d, _, files in os.walk(root):
+    for f in sorted(files):
+        if not f.endswith(".wsp"):
+            continue
+        p = os.path.join(d, f)
+        (start, end, step), values = whisper.fetch(p, now - 3599, now)
+        rel = os.path.relpath(p, root)[:-4]
+        for i, v in enumerate(values):
+            if v is not None:
+                sys.stdout.write("%s\t%d\t%r\n" % (rel, start + i * step, v))
+`
+
+// All returns the non-empty points of the last hour of every metric, by
+// path, read with one python3 run of the whisper module: cheaper than
+// Points per path when checking hundreds of metrics.
+func (c *Carbon) All() (map[string][]Point, error) {
+	python, err := c.whisperPython()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, python, "-c", allPointsScript, c.WhisperDir)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("reading whisper files in %s: %w: %s", c.WhisperDir, err, tail(stderr.Bytes(), 500))
+	}
+	all := make(map[string][]Point)
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			continue
+		}
+		points, err := parseWhisperFetch([]byte(f[1] + "\t" + f[2]))
+		if err != nil {
+			return nil, err
+		}
+		path := metricPath(f[0])
+		all[path] = append(all[path], points...)
+	}
+	return all, nil
+}
+
+// WaitAll polls All until ok accepts what carbon holds, and returns it, or
+// fails when ctx ends (one minute when ctx has no deadline).
+func (c *Carbon) WaitAll(ctx context.Context, ok func(map[string][]Point) bool) (map[string][]Point, error) {
+	ctx, cancel := withDefaultTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		all, err := c.All()
+		if err == nil && ok(all) {
+			return all, nil
+		}
+		if serr := sleepCtx(ctx, 200*time.Millisecond); serr != nil {
+			if err != nil {
+				return nil, fmt.Errorf("waiting for carbon metrics in %s: %w (last: %v)", c.WhisperDir, serr, err)
+			}
+			return all, fmt.Errorf("waiting for carbon metrics in %s: %w (%d paths so far)", c.WhisperDir, serr, len(all))
+		}
+	}
+}
+
+// whisperPython is the interpreter whisper-fetch runs with (its #! line),
+// which has the whisper module: a python3 earlier in PATH may not.
+func (c *Carbon) whisperPython() (string, error) {
+	data, err := os.ReadFile(c.fetch)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", c.fetch, err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	if f := strings.Fields(strings.TrimPrefix(first, "#!")); strings.HasPrefix(first, "#!") && len(f) > 0 && !strings.HasSuffix(f[0], "/env") {
+		return f[0], nil
+	}
+	return findProgram("python3", "apt-get install python3-whisper")
 }

@@ -48,6 +48,14 @@ func TestCarbonStoresTCPAndUDP(t *testing.T) {
 	if fmt.Sprint(paths) != "[hm.test.tcp hm.test.udp hm.test.udp2]" {
 		t.Errorf("Paths() = %v", paths)
 	}
+	all, err := c.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("map[hm.test.tcp:[{%[1]d 42.5}] hm.test.udp:[{%[1]d -7}] hm.test.udp2:[{%[1]d 3}]]", now)
+	if fmt.Sprint(all) != want {
+		t.Errorf("All() = %v, want %s", all, want)
+	}
 }
 
 func TestCarbonTaggedPath(t *testing.T) {

@@ -248,25 +248,30 @@ const commandTimeout = 30 * time.Second
 // Command sends one command line to the admin socket and returns the
 // whole answer (HAProxy closes the connection after it).
 func (h *HAProxy) Command(ctx context.Context, cmd string) (string, error) {
+	return SocketCommand(ctx, "unix", h.AdminSocket, cmd)
+}
+
+// SocketCommand sends one command line to any HAProxy stats socket
+// (network "unix" with a path, or "tcp" with "127.0.0.1:PORT", such as
+// UserSocket or TCPAddr) and returns the whole answer. Without a deadline
+// in ctx it gives up after 30 s.
+func SocketCommand(ctx context.Context, network, addr, cmd string) (string, error) {
 	ctx, cancel := withDefaultTimeout(ctx, commandTimeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", h.AdminSocket)
+	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return "", fmt.Errorf("%q on %s: %w", cmd, h.AdminSocket, err)
+		return "", fmt.Errorf("%q on %s: %w", cmd, addr, err)
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
-		return "", fmt.Errorf("%q on %s: %w", cmd, h.AdminSocket, err)
+		return "", fmt.Errorf("%q on %s: %w", cmd, addr, err)
 	}
 	data, err := io.ReadAll(conn)
 	if err != nil {
-		return string(data), fmt.Errorf("%q on %s: %w", cmd, h.AdminSocket, err)
+		return string(data), fmt.Errorf("%q on %s: %w", cmd, addr, err)
 	}
 	return string(data), nil
 }

@@ -3,7 +3,6 @@ package testbed
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -52,12 +51,11 @@ func TestHAProxySockets(t *testing.T) {
 	defer cancel()
 
 	// The user-level socket reads statistics but refuses admin commands.
-	user := &HAProxy{AdminSocket: h.UserSocket}
-	out, err := user.Command(ctx, "show info")
+	out, err := SocketCommand(ctx, "unix", h.UserSocket, "show info")
 	if err != nil || !strings.Contains(out, "Name: HAProxy") {
 		t.Fatalf("show info on the user socket = %q, %v", out, err)
 	}
-	out, err = user.Command(ctx, "disable server "+ScenarioBackend+"/web-1")
+	out, err = SocketCommand(ctx, "unix", h.UserSocket, "disable server "+ScenarioBackend+"/web-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,21 +66,12 @@ func TestHAProxySockets(t *testing.T) {
 		t.Errorf("web-1 after a refused disable = %q, %v; want UP", got, err)
 	}
 
-	// The TCP stats socket answers at level admin.
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", h.TCPAddr)
+	// The TCP stats socket answers.
+	data, err := SocketCommand(ctx, "tcp", h.TCPAddr, "show stat")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "show stat\n"); err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := statusOf(string(data), ScenarioTCP, ScenarioTCPSrv); err != nil || got != "UP" {
+	if got, err := statusOf(data, ScenarioTCP, ScenarioTCPSrv); err != nil || got != "UP" {
 		t.Errorf("%s/%s over %s = %q, %v; want UP", ScenarioTCP, ScenarioTCPSrv, h.TCPAddr, got, err)
 	}
 }
