@@ -12,8 +12,12 @@ import (
 	"time"
 )
 
-// chunkSize is how many serialised bytes go to the socket in one write.
-const chunkSize = 64 << 10
+const (
+	// chunkSize is how many serialised bytes go to the socket in one write.
+	chunkSize = 64 << 10
+	// peekWait is how long a liveness check waits for the kernel's news.
+	peekWait = time.Millisecond
+)
 
 // target is one server and its connection, kept across writes.
 type target struct {
@@ -103,7 +107,9 @@ func peek(conn net.Conn) error {
 		return io.ErrClosedPipe
 	}
 	var b [256]byte
-	if err := conn.SetReadDeadline(time.Now()); err != nil {
+	// A deadline already past fails before reading: give the read a
+	// moment to see what the kernel holds (EOF, a reset).
+	if err := conn.SetReadDeadline(time.Now().Add(peekWait)); err != nil {
 		return err
 	}
 	for {
@@ -128,7 +134,7 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 	}
 	var errs []string
 	tried := false
-	for _, t := range o.targets {
+	for _, t := range o.order() {
 		if !final && t.conn == nil && time.Now().Before(t.retryAt) {
 			continue
 		}
@@ -151,6 +157,22 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 		return
 	}
 	o.Log.Errorf("delivery failed, %d metrics kept for the next try: %s", len(o.buf), strings.Join(errs, "; "))
+}
+
+// order returns the servers in the order to try: the configured one, except
+// that a connection holding unconfirmed metrics goes first, to finish there.
+func (o *GraphiteStatsd) order() []*target {
+	if o.holder == nil || o.holder == o.targets[0] {
+		return o.targets
+	}
+	out := make([]*target, 0, len(o.targets))
+	out = append(out, o.holder)
+	for _, t := range o.targets {
+		if t != o.holder {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // deliverTo sends the buffer to t. On TCP what it wrote stays in the buffer

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -154,6 +155,11 @@ func (o *GraphiteStatsd) checkOptions() error {
 	for i, s := range o.Servers {
 		if err := checkServer(s); err != nil {
 			return fmt.Errorf("servers[%d]: %w", i, err)
+		}
+	}
+	if o.GraphiteStrictRegex != "" {
+		if _, err := regexp.Compile(o.GraphiteStrictRegex); err != nil {
+			return fmt.Errorf("graphite_strict_sanitize_regex: %w", err)
 		}
 	}
 	switch o.GraphiteTagSanitizeMode {

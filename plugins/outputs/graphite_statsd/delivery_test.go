@@ -1,0 +1,521 @@
+package graphite_statsd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
+)
+
+// logBuffer collects log lines safely.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newOutput returns an initialised, connected output for servers whose log
+// goes to the returned buffer. Its lines are "seq.<i>.v <i> <time>".
+func newOutput(t *testing.T, servers []string, opts func(*GraphiteStatsd)) (*GraphiteStatsd, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	o := &GraphiteStatsd{
+		Servers:    servers,
+		Templates:  []string{"measurement.id.field"},
+		Timeout:    config.Duration(2 * time.Second),
+		Log:        logger.New(logger.NewSink(logs, telegraf.Debug), "outputs.graphite_statsd"),
+		minBackoff: 20 * time.Millisecond,
+		maxBackoff: 100 * time.Millisecond,
+	}
+	if opts != nil {
+		opts(o)
+	}
+	if err := o.Init(); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	if err := o.Connect(); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o, logs
+}
+
+func seqMetrics(from, to int, tm time.Time) []telegraf.Metric {
+	var out []telegraf.Metric
+	for i := from; i < to; i++ {
+		out = append(out, metric.New("seq", map[string]string{"id": fmt.Sprint(i)}, map[string]any{"v": uint64(i)}, tm))
+	}
+	return out
+}
+
+func seqLines(from, to int, tm time.Time) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("seq.%d.v %d %d", i, i, tm.Unix()))
+	}
+	return out
+}
+
+// tcpSink is a fake carbon: it records the lines of each connection.
+// behave decides how a connection is served; nil reads to EOF.
+type tcpSink struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	conns  [][]string
+	closed int
+	behave func(s *tcpSink, idx int, c net.Conn)
+	wg     sync.WaitGroup
+}
+
+func startSink(t *testing.T, addr string, behave func(*tcpSink, int, net.Conn)) *tcpSink {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tcpSink{ln: ln, behave: behave}
+	if s.behave == nil {
+		s.behave = readAll
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, nil)
+			idx := len(s.conns) - 1
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.behave(s, idx, c)
+				c.Close()
+				s.mu.Lock()
+				s.closed++
+				s.mu.Unlock()
+			}()
+		}
+	}()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *tcpSink) stop() {
+	s.ln.Close()
+	s.mu.Lock()
+	s.behave = nil
+	s.mu.Unlock()
+}
+
+func (s *tcpSink) add(idx int, line string) {
+	s.mu.Lock()
+	s.conns[idx] = append(s.conns[idx], line)
+	s.mu.Unlock()
+}
+
+func (s *tcpSink) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, c := range s.conns {
+		out = append(out, c...)
+	}
+	return out
+}
+
+func (s *tcpSink) closedConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func readAll(s *tcpSink, idx int, c net.Conn) {
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		s.add(idx, sc.Text())
+	}
+}
+
+// readThenClose reads n lines a byte at a time (leaving the rest unread
+// in the socket) and closes.
+func readThenClose(n int) func(*tcpSink, int, net.Conn) {
+	return func(s *tcpSink, idx int, c net.Conn) {
+		if idx > 0 {
+			readAll(s, idx, c)
+			return
+		}
+		var line []byte
+		b := make([]byte, 1)
+		for got := 0; got < n; {
+			if _, err := c.Read(b); err != nil {
+				return
+			}
+			if b[0] == '\n' {
+				s.add(idx, string(line))
+				line, got = line[:0], got+1
+				continue
+			}
+			line = append(line, b[0])
+		}
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var t0 = time.Unix(1700000000, 0)
+
+func TestDeliversInOrderAndReusesTheConnection(t *testing.T) {
+	s := startSink(t, "127.0.0.1:0", nil)
+	o, _ := newOutput(t, []string{s.ln.Addr().String()}, nil)
+	for i := 0; i < 5; i++ {
+		if err := o.Write(seqMetrics(i*100, i*100+100, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.lines(), seqLines(0, 500, t0); !slices.Equal(got, want) {
+		t.Fatalf("got %d lines, want %d in order", len(got), len(want))
+	}
+	if n := len(s.conns); n != 1 {
+		t.Fatalf("%d connections for 5 writes, want 1", n)
+	}
+	if n := o.Undelivered(); n != 0 {
+		t.Fatalf("Undelivered() = %d, want 0", n)
+	}
+}
+
+func TestRefusedThenBackLosesNothing(t *testing.T) {
+	addr := freeAddr(t)
+	o, logs := newOutput(t, []string{addr}, nil)
+	if err := o.Write(seqMetrics(0, 50, t0)); err != nil {
+		t.Fatalf("Write with the server down returned %v, want nil (metrics kept)", err)
+	}
+	if !strings.Contains(logs.String(), "E! [outputs.graphite_statsd] delivery failed, 50 metrics kept") {
+		t.Fatalf("no error logged for the failed delivery:\n%s", logs)
+	}
+	if err := o.Write(seqMetrics(50, 80, t0)); err != nil {
+		t.Fatal(err)
+	}
+	s := startSink(t, addr, nil)
+	waitFor(t, "the buffered metrics to arrive", func() bool {
+		o.Write(nil) //nolint:errcheck // always nil here
+		return len(s.lines()) >= 80
+	})
+	if err := o.Write(seqMetrics(80, 100, t0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.lines(), seqLines(0, 100, t0); !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if n := o.Undelivered(); n != 0 {
+		t.Fatalf("Undelivered() = %d, want 0", n)
+	}
+}
+
+func TestBackoffPacesRetries(t *testing.T) {
+	o, logs := newOutput(t, []string{freeAddr(t)}, func(o *GraphiteStatsd) { o.minBackoff = time.Hour })
+	o.Write(seqMetrics(0, 1, t0)) //nolint:errcheck // always nil here
+	o.Write(nil)                  //nolint:errcheck // always nil here
+	if !strings.Contains(logs.String(), "all servers are backing off") {
+		t.Fatalf("a retry right after a failure dialled again:\n%s", logs)
+	}
+	if got := strings.Count(logs.String(), "delivery failed"); got != 1 {
+		t.Fatalf("%d failed deliveries logged, want 1", got)
+	}
+}
+
+func TestServerThatNeverReadsTimesOut(t *testing.T) {
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	s := startSink(t, "127.0.0.1:0", func(_ *tcpSink, _ int, _ net.Conn) { <-hold })
+	o, logs := newOutput(t, []string{s.ln.Addr().String()}, func(o *GraphiteStatsd) {
+		o.Timeout = config.Duration(300 * time.Millisecond)
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o.Write(seqMetrics(0, 20000, t0)) //nolint:errcheck // always nil here
+		o.Close()                         //nolint:errcheck // checked by Undelivered
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Write and Close hung on a server that never reads")
+	}
+	if !strings.Contains(logs.String(), "i/o timeout") {
+		t.Fatalf("no timeout logged:\n%s", logs)
+	}
+	if n := o.Undelivered(); n == 0 {
+		t.Fatal("Undelivered() = 0 although the server read nothing")
+	}
+}
+
+func TestServerClosingBetweenWritesLosesNothing(t *testing.T) {
+	s := startSink(t, "127.0.0.1:0", readThenClose(30))
+	o, _ := newOutput(t, []string{s.ln.Addr().String()}, nil)
+	o.Write(seqMetrics(0, 30, t0)) //nolint:errcheck // always nil here
+	waitFor(t, "the server to close", func() bool { return s.closedConns() == 1 })
+	o.Write(seqMetrics(30, 60, t0)) //nolint:errcheck // always nil here
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.lines(), seqLines(0, 60, t0); !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestServerClosingMidBatchIsResent(t *testing.T) {
+	s := startSink(t, "127.0.0.1:0", readThenClose(10))
+	o, logs := newOutput(t, []string{s.ln.Addr().String()}, nil)
+	o.Write(seqMetrics(0, 30, t0)) //nolint:errcheck // always nil here
+	waitFor(t, "the server to close", func() bool { return s.closedConns() == 1 })
+	o.Write(seqMetrics(30, 60, t0)) //nolint:errcheck // always nil here
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	first, second := s.conns[0], s.conns[1]
+	s.mu.Unlock()
+	if want := seqLines(0, 10, t0); !slices.Equal(first, want) {
+		t.Fatalf("first connection got %q, want %q", first, want)
+	}
+	// The 20 lines the server never read are sent again, with the 10 it
+	// did (a repeat of the same path and time is harmless in Graphite).
+	if want := seqLines(0, 60, t0); !slices.Equal(second, want) {
+		t.Fatalf("second connection got %q\nwant %q\nlog:\n%s", second, want, logs)
+	}
+}
+
+func TestFailoverInOrder(t *testing.T) {
+	s := startSink(t, "127.0.0.1:0", nil)
+	o, _ := newOutput(t, []string{freeAddr(t), s.ln.Addr().String()}, nil)
+	o.Write(seqMetrics(0, 10, t0)) //nolint:errcheck // always nil here
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.lines(), seqLines(0, 10, t0); !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestBufferLimitDropsOldest(t *testing.T) {
+	addr := freeAddr(t)
+	o, logs := newOutput(t, []string{addr}, func(o *GraphiteStatsd) { o.MetricBufferLimit = 5 })
+	o.Write(seqMetrics(0, 8, t0)) //nolint:errcheck // always nil here
+	if !strings.Contains(logs.String(), "W! [outputs.graphite_statsd] metric buffer full (metric_buffer_limit = 5): dropped the 3 oldest metrics") {
+		t.Fatalf("no drop warning:\n%s", logs)
+	}
+	s := startSink(t, addr, nil)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.lines(), seqLines(3, 8, t0); !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if n := o.Undelivered(); n != 3 {
+		t.Fatalf("Undelivered() = %d, want the 3 dropped", n)
+	}
+}
+
+func TestSpoolCarriesUndeliveredToTheNextRun(t *testing.T) {
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	spool := func(o *GraphiteStatsd) { o.SpoolDir = dir }
+	old := time.Unix(1600000000, 0)
+
+	first, _ := newOutput(t, []string{addr}, spool)
+	first.Write(seqMetrics(0, 40, old)) //nolint:errcheck // always nil here
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := first.Undelivered(); n != 40 {
+		t.Fatalf("first run: Undelivered() = %d, want 40", n)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.lp"))
+	if len(files) != 1 {
+		t.Fatalf("spool files: %v, want one", files)
+	}
+
+	s := startSink(t, addr, nil)
+	second, _ := newOutput(t, []string{addr}, spool)
+	second.Write(seqMetrics(40, 50, t0)) //nolint:errcheck // always nil here
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(seqLines(0, 40, old), seqLines(40, 50, t0)...)
+	if got := s.lines(); !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if n := second.Undelivered(); n != 0 {
+		t.Fatalf("second run: Undelivered() = %d, want 0", n)
+	}
+	if _, err := os.Stat(files[0]); !os.IsNotExist(err) {
+		t.Fatalf("spool file still there after delivery: %v", err)
+	}
+}
+
+func TestUDPPacksWholeLines(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	o, logs := newOutput(t, []string{pc.LocalAddr().String()}, func(o *GraphiteStatsd) {
+		o.Transport = "udp"
+		o.MaxPacketSize = 200
+	})
+	metrics := seqMetrics(0, 100, t0)
+	metrics = append(metrics, metric.New("seq", map[string]string{"id": strings.Repeat("x", 300)}, map[string]any{"v": 1.0}, t0))
+	o.Write(metrics) //nolint:errcheck // always nil here
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	packets := 0
+	buf := make([]byte, 65536)
+	want := seqLines(0, 100, t0)
+	for len(got) < len(want) {
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("after %d lines: %v", len(got), err)
+		}
+		packets++
+		if n > 200 || buf[n-1] != '\n' {
+			t.Fatalf("datagram of %d bytes %q: over 200 or a cut line", n, buf[:n])
+		}
+		got = append(got, strings.Split(strings.TrimSuffix(string(buf[:n]), "\n"), "\n")...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if packets >= len(want)/3 {
+		t.Fatalf("%d datagrams for %d lines: not packed", packets, len(want))
+	}
+	if !strings.Contains(logs.String(), "skipped 1 lines longer than 200 bytes") {
+		t.Fatalf("no warning for the oversized line:\n%s", logs)
+	}
+}
+
+func TestConnectAndCloseWithoutServer(t *testing.T) {
+	o := &GraphiteStatsd{Servers: []string{freeAddr(t)}, Timeout: config.Duration(100 * time.Millisecond)}
+	if err := o.Init(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil { // Close before Connect
+		t.Fatalf("Close: %v", err)
+	}
+	o = &GraphiteStatsd{Servers: []string{freeAddr(t)}, Timeout: config.Duration(100 * time.Millisecond)}
+	if err := o.Init(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Connect(); err != nil {
+		t.Fatalf("Connect with the server down: %v", err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := o.Write(nil); err == nil {
+		t.Fatal("Write after Close succeeded")
+	}
+}
+
+func TestInitNamesTheOption(t *testing.T) {
+	for _, tc := range []struct {
+		opts func(*GraphiteStatsd)
+		want string
+	}{
+		{func(o *GraphiteStatsd) { o.Servers = []string{"carbon.example"} }, "servers[0]"},
+		{func(o *GraphiteStatsd) { o.Servers = []string{"a:2003", ":2003"} }, "servers[1]"},
+		{func(o *GraphiteStatsd) { o.Servers = []string{"a:http"} }, "servers[0]"},
+		{func(o *GraphiteStatsd) { o.Transport = "udp"; o.TLSCA = "/x" }, "tls"},
+		{func(o *GraphiteStatsd) { o.Transport = "sctp" }, "transport"},
+		{func(o *GraphiteStatsd) { o.Format = "influx" }, "format"},
+		{func(o *GraphiteStatsd) { o.MaxPacketSize = 70000 }, "max_packet_size"},
+		{func(o *GraphiteStatsd) { o.MaxPacketSize = 10 }, "max_packet_size"},
+		{func(o *GraphiteStatsd) { o.Templates = []string{"a b c"} }, "templates"},
+		{func(o *GraphiteStatsd) { o.Templates = []string{"a[ host.field"} }, "templates"},
+		{func(o *GraphiteStatsd) { o.GraphiteStrictRegex = "[" }, "graphite_strict_sanitize_regex"},
+		{func(o *GraphiteStatsd) { o.GraphiteTagSanitizeMode = "loose" }, "graphite_tag_sanitize_mode"},
+		{func(o *GraphiteStatsd) { o.Timeout = -1 }, "timeout"},
+		{func(o *GraphiteStatsd) { o.MetricBufferLimit = -1 }, "metric_buffer_limit"},
+		{func(o *GraphiteStatsd) { o.StatsdTags = true }, "statsd_tags"},
+		{func(o *GraphiteStatsd) { o.TLSCert = "/nonexistent" }, "tls_cert"},
+	} {
+		o := &GraphiteStatsd{}
+		tc.opts(o)
+		err := o.Init()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Init() = %v, want an error naming %s", err, tc.want)
+		}
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	o := newTestOutput(t, nil)
+	if o.Format != "graphite" || o.Transport != "tcp" || o.Servers[0] != "localhost:2003" ||
+		o.MaxPacketSize != 1432 || o.MetricBufferLimit != defaultBufferLimit {
+		t.Fatalf("defaults: %+v", o)
+	}
+	o = newTestOutput(t, func(o *GraphiteStatsd) { o.Format = "statsd" })
+	if o.Transport != "udp" || o.Servers[0] != "localhost:8125" {
+		t.Fatalf("statsd defaults: transport %s servers %v", o.Transport, o.Servers)
+	}
+	_ = context.Background
+}
