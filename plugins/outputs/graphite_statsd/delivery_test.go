@@ -131,9 +131,6 @@ func startSink(t *testing.T, addr string, behave func(*tcpSink, int, net.Conn)) 
 
 func (s *tcpSink) stop() {
 	s.ln.Close()
-	s.mu.Lock()
-	s.behave = nil
-	s.mu.Unlock()
 }
 
 func (s *tcpSink) add(idx int, line string) {
