@@ -239,7 +239,33 @@ func (h *HAProxy) settleScenario(ctx context.Context) error {
 			}
 		}
 	}
-	return h.WaitStatus(ctx, ScenarioBackend, "BACKEND", "UP")
+	if err := h.WaitStatus(ctx, ScenarioBackend, "BACKEND", "UP"); err != nil {
+		return err
+	}
+	// Servers start UP before their first check: wait for it to pass.
+	checks := [][3]string{{ScenarioBackend, "web-1", "L7OK"}, {ScenarioBackend, "web-4", "L7OK"}, {ScenarioTCP, ScenarioTCPSrv, "L4OK"}}
+	for _, c := range checks {
+		if err := h.waitColumn(ctx, c[0], c[1], "check_status", c[2]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitColumn polls `show stat` until proxy/server's column starts with want.
+func (h *HAProxy) waitColumn(ctx context.Context, proxy, server, column, want string) error {
+	last := ""
+	for {
+		out, err := h.Command(ctx, "show stat")
+		if err == nil {
+			if last, err = columnOf(out, proxy, server, column); err == nil && strings.HasPrefix(last, want) {
+				return nil
+			}
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("waiting for %s of %s/%s to be %q on %s: %w (last %q)", column, proxy, server, want, h.AdminSocket, err, last)
+		}
+	}
 }
 
 // commandTimeout bounds Command when ctx has no deadline.
@@ -308,9 +334,14 @@ func (h *HAProxy) WaitStatus(ctx context.Context, proxy, server, want string) er
 	}
 }
 
-// statusOf finds proxy/server's status in a `show stat` CSV answer,
-// mapping columns by header name.
+// statusOf finds proxy/server's status in a `show stat` CSV answer.
 func statusOf(csv, proxy, server string) (string, error) {
+	return columnOf(csv, proxy, server, "status")
+}
+
+// columnOf finds one cell of proxy/server's row in a `show stat` CSV
+// answer, mapping columns by header name.
+func columnOf(csv, proxy, server, column string) (string, error) {
 	sc := bufio.NewScanner(strings.NewReader(csv))
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	col := map[string]int{}
@@ -325,9 +356,9 @@ func statusOf(csv, proxy, server string) (string, error) {
 		cells := strings.Split(line, ",")
 		px, okPx := col["pxname"]
 		sv, okSv := col["svname"]
-		st, okSt := col["status"]
+		st, okSt := col[column]
 		if !okPx || !okSv || !okSt {
-			return "", fmt.Errorf("show stat answer has no header with pxname, svname and status")
+			return "", fmt.Errorf("show stat answer has no header with pxname, svname and %s", column)
 		}
 		if len(cells) > st && len(cells) > sv && cells[px] == proxy && cells[sv] == server {
 			return cells[st], nil

@@ -30,6 +30,11 @@ func TestHAProxyScenario(t *testing.T) {
 			}
 		}
 	}
+	for _, sv := range []string{"web-1", "web-4"} {
+		if got, err := columnOf(out, ScenarioBackend, sv, "check_status"); err != nil || got != "L7OK" {
+			t.Errorf("%s/%s check_status = %q, %v; want L7OK (its check to the live listener passed)", ScenarioBackend, sv, got, err)
+		}
+	}
 	for _, px := range []string{ScenarioFrontend, ScenarioTCP} {
 		if got, err := statusOf(out, px, "FRONTEND"); err != nil || got != "OPEN" {
 			t.Errorf("%s/FRONTEND status = %q, %v; want OPEN", px, got, err)
