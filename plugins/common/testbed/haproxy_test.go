@@ -166,3 +166,29 @@ func TestHAProxyGenerated(t *testing.T) {
 		t.Errorf("%s/FRONTEND = %q, %v; want OPEN", last, got, err)
 	}
 }
+
+func TestHAProxyGeneratedWithExtra(t *testing.T) {
+	h := NewHAProxy(t, HAProxyOptions{
+		Backends: 3, ServersPerBackend: 2,
+		Extra: "backend extra_px\n\tserver extra_srv 127.0.0.1:9 disabled\n",
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := h.Command(ctx, "show stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range [][3]string{
+		{GeneratedBackend(1), GeneratedServer(1), "no check"},
+		{GeneratedBackend(3), GeneratedServer(2), "no check"},
+		{GeneratedBackend(3), "FRONTEND", "OPEN"},
+		{"extra_px", "extra_srv", "MAINT"},
+	} {
+		if got, err := statusOf(out, row[0], row[1]); err != nil || got != row[2] {
+			t.Errorf("%s/%s = %q, %v; want %q", row[0], row[1], got, err, row[2])
+		}
+	}
+	if _, err := statusOf(out, GeneratedBackend(4), GeneratedServer(1)); err == nil {
+		t.Errorf("%s exists with Backends = 3", GeneratedBackend(4))
+	}
+}
