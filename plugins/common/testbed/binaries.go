@@ -124,18 +124,27 @@ func ModuleRoot() (string, error) {
 }
 
 var hapMonitorBuild struct {
-	once sync.Once
+	mu   sync.Mutex
 	path string
-	err  error
 }
 
 // HapMonitorBinary builds ./cmd/hap-monitor of this checkout into a temp
-// dir once per process and returns its path. Dirs left by processes that
-// have exited are removed on the way.
+// dir once per process and returns its path (a failed build is retried by
+// the next call). Dirs left by processes that have exited are removed on
+// the way.
 func HapMonitorBinary(ctx context.Context) (string, error) {
 	b := &hapMonitorBuild
-	b.once.Do(func() { b.path, b.err = buildHapMonitor(ctx) })
-	return b.path, b.err
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.path != "" {
+		return b.path, nil
+	}
+	path, err := buildHapMonitor(ctx)
+	if err != nil {
+		return "", err
+	}
+	b.path = path
+	return path, nil
 }
 
 const binDirPrefix = "hap-monitor-bin-"
