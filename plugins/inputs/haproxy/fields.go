@@ -1,11 +1,12 @@
 package haproxy
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
-	"github.com/influxdata/telegraf/metric"
 )
 
 // HAProxy's row types (the type column).
@@ -133,9 +134,9 @@ type rowSink struct {
 	proxies    map[string]bool // proxies to keep; nil keeps all
 	log        telegraf.Logger
 
-	// Reused between rows: metric.New copies them.
-	fields  map[string]any
-	tags    map[string]string
+	// Reused between rows: newRowMetric copies them.
+	fields  []telegraf.Field
+	tags    []telegraf.Tag
 	strs    map[string]string // interned names and strings
 	unknown map[string]bool   // statuses already logged as unknown
 }
@@ -146,8 +147,8 @@ const maxInterned = 1 << 14
 func newRowSink(acc telegraf.Accumulator, plan *rowPlan, server string, ts time.Time) *rowSink {
 	return &rowSink{
 		acc: acc, plan: plan, server: server, ts: ts,
-		fields: make(map[string]any, len(plan.cols)+8),
-		tags:   make(map[string]string, 6),
+		fields: make([]telegraf.Field, 0, len(plan.cols)+8),
+		tags:   make([]telegraf.Tag, 0, 6),
 		strs:   make(map[string]string, 64),
 	}
 }
@@ -181,33 +182,40 @@ func (s *rowSink) add(cells [][]byte) bool {
 	if s.proxies != nil && p.pxIdx >= 0 && !s.proxies[string(cells[p.pxIdx])] {
 		return true
 	}
-	clear(s.fields)
-	clear(s.tags)
-	s.tags["server"] = s.server
+	s.fields, s.tags = s.fields[:0], s.tags[:0]
+	s.addTag("server", s.server)
 	if p.pxIdx >= 0 && len(cells[p.pxIdx]) > 0 {
-		s.tags[p.pxTag] = s.intern(cells[p.pxIdx])
+		s.addTag(p.pxTag, s.intern(cells[p.pxIdx]))
 	}
 	if p.svIdx >= 0 && len(cells[p.svIdx]) > 0 {
-		s.tags[p.svTag] = s.intern(cells[p.svIdx])
+		s.addTag(p.svTag, s.intern(cells[p.svIdx]))
 	}
 	if rowType >= 0 {
-		s.tags["type"] = typeNames[rowType]
+		s.addTag("type", typeNames[rowType])
 	}
 	switch {
 	case s.processNum != "":
-		s.tags["process_num"] = s.processNum
+		s.addTag("process_num", s.processNum)
 	case p.pidIdx >= 0 && len(cells[p.pidIdx]) > 0:
-		s.tags["process_num"] = s.intern(cells[p.pidIdx])
+		s.addTag("process_num", s.intern(cells[p.pidIdx]))
 	}
 	s.addFields(cells)
 	if p.statusIdx >= 0 {
 		s.addStatus(cells[p.statusIdx], rowType)
 	}
 	if len(s.fields) > 0 {
-		s.acc.AddMetric(metric.New("haproxy", s.tags, s.fields, s.ts))
+		slices.SortFunc(s.tags, func(a, b telegraf.Tag) int { return strings.Compare(a.Key, b.Key) })
+		s.acc.AddMetric(newRowMetric("haproxy", s.tags, s.fields, s.ts))
 	}
 	return true
 }
+
+func (s *rowSink) addTag(key, value string) {
+	s.tags = append(s.tags, telegraf.Tag{Key: key, Value: value})
+}
+
+// The one-hot values, boxed once.
+var zero, one any = int64(0), int64(1)
 
 func (s *rowSink) addFields(cells [][]byte) {
 	for i, c := range cells {
@@ -218,14 +226,14 @@ func (s *rowSink) addFields(cells [][]byte) {
 		switch col.kind {
 		case colUint:
 			if v, ok := parseUint(c); ok {
-				s.fields[col.name] = v
+				s.fields = append(s.fields, telegraf.Field{Key: col.name, Value: v})
 			}
 		case colInt:
 			if v, ok := parseInt(c); ok {
-				s.fields[col.name] = v
+				s.fields = append(s.fields, telegraf.Field{Key: col.name, Value: v})
 			}
 		case colString:
-			s.fields[col.name] = s.intern(c)
+			s.fields = append(s.fields, telegraf.Field{Key: col.name, Value: s.intern(c)})
 		}
 	}
 }
@@ -244,11 +252,11 @@ func (s *rowSink) addStatus(cell []byte, rowType int) {
 		if !sf[i].keep {
 			continue
 		}
-		var v int64
+		v := zero
 		if sf[i].state == state {
-			v = 1
+			v = one
 		}
-		s.fields[sf[i].name] = v
+		s.fields = append(s.fields, telegraf.Field{Key: sf[i].name, Value: v})
 	}
 }
 

@@ -1,0 +1,167 @@
+package haproxy
+
+import (
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+)
+
+// rowMetric is a telegraf.Metric built straight from a parsed row: its
+// fields and tags live in one backing array each, so a row costs a handful
+// of allocations instead of one per field (metric.New takes a map and
+// allocates every field). Tags are kept sorted by key, as Telegraf's own
+// metrics are. It behaves as metric.New's metrics do.
+type rowMetric struct {
+	name   string
+	tags   []*telegraf.Tag
+	fields []*telegraf.Field
+	tm     time.Time
+	vtype  telegraf.ValueType
+}
+
+var _ telegraf.Metric = (*rowMetric)(nil)
+
+// newRowMetric copies tags (sorted by key) and fields into a new metric.
+func newRowMetric(name string, tags []telegraf.Tag, fields []telegraf.Field, tm time.Time) *rowMetric {
+	m := &rowMetric{name: name, tm: tm, vtype: telegraf.Untyped}
+	tb := slices.Clone(tags)
+	m.tags = make([]*telegraf.Tag, len(tb))
+	for i := range tb {
+		m.tags[i] = &tb[i]
+	}
+	fb := slices.Clone(fields)
+	m.fields = make([]*telegraf.Field, len(fb))
+	for i := range fb {
+		m.fields[i] = &fb[i]
+	}
+	return m
+}
+
+func (m *rowMetric) Name() string                 { return m.name }
+func (m *rowMetric) TagList() []*telegraf.Tag     { return m.tags }
+func (m *rowMetric) FieldList() []*telegraf.Field { return m.fields }
+func (m *rowMetric) Time() time.Time              { return m.tm }
+func (m *rowMetric) Type() telegraf.ValueType     { return m.vtype }
+func (m *rowMetric) SetName(name string)          { m.name = name }
+func (m *rowMetric) AddPrefix(prefix string)      { m.name = prefix + m.name }
+func (m *rowMetric) AddSuffix(suffix string)      { m.name += suffix }
+func (m *rowMetric) SetTime(t time.Time)          { m.tm = t }
+func (m *rowMetric) SetType(t telegraf.ValueType) { m.vtype = t }
+func (*rowMetric) Accept()                        {}
+func (*rowMetric) Reject()                        {}
+func (*rowMetric) Drop()                          {}
+
+func (m *rowMetric) String() string {
+	return fmt.Sprintf("%s %v %v %d", m.name, m.Tags(), m.Fields(), m.tm.UnixNano())
+}
+
+func (m *rowMetric) Tags() map[string]string {
+	out := make(map[string]string, len(m.tags))
+	for _, t := range m.tags {
+		out[t.Key] = t.Value
+	}
+	return out
+}
+
+func (m *rowMetric) Fields() map[string]any {
+	out := make(map[string]any, len(m.fields))
+	for _, f := range m.fields {
+		out[f.Key] = f.Value
+	}
+	return out
+}
+
+func (m *rowMetric) GetTag(key string) (string, bool) {
+	for _, t := range m.tags {
+		if t.Key == key {
+			return t.Value, true
+		}
+	}
+	return "", false
+}
+
+func (m *rowMetric) HasTag(key string) bool {
+	_, ok := m.GetTag(key)
+	return ok
+}
+
+func (m *rowMetric) AddTag(key, value string) {
+	i, found := slices.BinarySearchFunc(m.tags, key, func(t *telegraf.Tag, k string) int { return strings.Compare(t.Key, k) })
+	if found {
+		m.tags[i].Value = value
+		return
+	}
+	m.tags = slices.Insert(m.tags, i, &telegraf.Tag{Key: key, Value: value})
+}
+
+func (m *rowMetric) RemoveTag(key string) {
+	m.tags = slices.DeleteFunc(m.tags, func(t *telegraf.Tag) bool { return t.Key == key })
+}
+
+func (m *rowMetric) GetField(key string) (any, bool) {
+	for _, f := range m.fields {
+		if f.Key == key {
+			return f.Value, true
+		}
+	}
+	return nil, false
+}
+
+func (m *rowMetric) HasField(key string) bool {
+	_, ok := m.GetField(key)
+	return ok
+}
+
+// AddField converts value as Telegraf does (int to int64, uint32 to
+// uint64...), by way of metric.New.
+func (m *rowMetric) AddField(key string, value any) {
+	conv, _ := metric.New("", nil, map[string]any{key: value}, m.tm).GetField(key)
+	for i, f := range m.fields {
+		if f.Key == key {
+			m.fields[i] = &telegraf.Field{Key: key, Value: conv}
+			return
+		}
+	}
+	m.fields = append(m.fields, &telegraf.Field{Key: key, Value: conv})
+}
+
+func (m *rowMetric) RemoveField(key string) {
+	m.fields = slices.DeleteFunc(m.fields, func(f *telegraf.Field) bool { return f.Key == key })
+}
+
+// Copy returns a deep copy as one of Telegraf's own metrics.
+func (m *rowMetric) Copy() telegraf.Metric { return metric.FromMetric(m) }
+
+// HashID hashes the name and tags as Telegraf's metrics do.
+func (m *rowMetric) HashID() uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(m.name + "\n"))
+	for _, t := range m.tags {
+		h.Write([]byte(t.Key + "\n" + t.Value + "\n"))
+	}
+	return h.Sum64()
+}
+
+func (m *rowMetric) HashIDWithFieldsFiltered(excludedTags, excludedFields []string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(m.name + "\n"))
+	for _, t := range m.tags {
+		if !slices.Contains(excludedTags, t.Key) {
+			h.Write([]byte(t.Key + "\n" + t.Value + "\n"))
+		}
+	}
+	keys := make([]string, 0, len(m.fields))
+	for _, f := range m.fields {
+		if !slices.Contains(excludedFields, f.Key) {
+			keys = append(keys, f.Key)
+		}
+	}
+	slices.Sort(keys)
+	h.Write([]byte(strings.Join(keys, "\n")))
+	return h.Sum64()
+}
