@@ -1,0 +1,133 @@
+package shim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
+)
+
+// PipelineOptions says when the pipeline runner gathers.
+type PipelineOptions struct {
+	// Once gathers once, delivers, closes the outputs and returns (cron).
+	Once bool
+	// Interval is the time between gathers when not Once (-poll_interval,
+	// else [agent] interval, else 1s).
+	Interval time.Duration
+}
+
+// RunPipeline gathers from the config's inputs and hands the metrics to
+// every output, in process: once, or right away and then every Interval
+// until ctx is cancelled. Metrics carry the section's tags, the global tags
+// and the host tag (see SharedTags). Outputs holding undelivered metrics
+// are asked to retry every [agent] flush_interval.
+//
+// With Once, it returns an error if any input reported an error or any
+// metric was not delivered (every socket is still gathered and every metric
+// gathered still handed over); otherwise only for undelivered metrics.
+func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, logs *logger.Sink) error {
+	shared, err := SharedTags(cfg, true)
+	if err != nil {
+		return err
+	}
+	g := newGatherer(cfg, logs, shared)
+	d := newDelivery(cfg, logs)
+	if err := d.connect(); err != nil {
+		return err
+	}
+	if err := g.start(); err != nil {
+		d.close()
+		return err
+	}
+	batch := cfg.Agent.BatchSize()
+	gatherErrs := 0
+	deliver := func() {
+		metrics, errs := g.gather()
+		gatherErrs += errs
+		d.writeBatches(metrics, batch)
+	}
+
+	if opts.Once {
+		deliver()
+	} else {
+		runEvery(ctx, opts.interval(cfg), cfg.Agent.Flush(), deliver, d.retry)
+		gatherErrs = 0 // logged as they came; a long run is judged on delivery
+	}
+	g.stop()
+	undelivered := d.close()
+	switch {
+	case undelivered > 0 && gatherErrs > 0:
+		return fmt.Errorf("%d input errors and %d %w", gatherErrs, undelivered, ErrUndelivered)
+	case undelivered > 0:
+		return fmt.Errorf("%d %w", undelivered, ErrUndelivered)
+	case gatherErrs > 0:
+		return fmt.Errorf("%d input errors", gatherErrs)
+	}
+	return nil
+}
+
+func (o PipelineOptions) interval(cfg *config.Config) time.Duration {
+	switch {
+	case o.Interval > 0:
+		return o.Interval
+	case cfg.Agent.Interval > 0:
+		return time.Duration(cfg.Agent.Interval)
+	}
+	return config.DefaultInterval
+}
+
+// runEvery calls work now and every interval, and retry every flush, one
+// call at a time, until ctx is cancelled.
+func runEvery(ctx context.Context, interval, flush time.Duration, work, retry func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	f := time.NewTicker(flush)
+	defer f.Stop()
+	work()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			work()
+		case <-f.C:
+			retry()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// GatherOnce gathers once from the config's inputs and writes the metrics
+// to w in influx line protocol, tagged as the pipeline would tag them; it
+// delivers nothing (-test). It returns an error if an input reported one.
+func GatherOnce(cfg *config.Config, w io.Writer, logs *logger.Sink) error {
+	shared, err := SharedTags(cfg, true)
+	if err != nil {
+		return err
+	}
+	g := newGatherer(cfg, logs, shared)
+	if err := g.start(); err != nil {
+		return err
+	}
+	defer g.stop()
+	metrics, errs := g.gather()
+	enc := NewEncoder(w)
+	log := logger.New(logs, "")
+	for _, m := range metrics {
+		if err := enc.Encode(m); err != nil {
+			log.Warn(err)
+		}
+	}
+	if err := enc.Flush(); err != nil {
+		return fmt.Errorf("writing metrics to stdout: %w", err)
+	}
+	if errs > 0 {
+		return fmt.Errorf("%d input errors", errs)
+	}
+	return nil
+}

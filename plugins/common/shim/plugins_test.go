@@ -1,0 +1,189 @@
+package shim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/plugins/outputs"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
+)
+
+// countInput emits one metric per gather, "count,src=NAME n=<gather number>".
+// With a gate, each gather announces itself on started and waits for the
+// gate; with FailEvery > 0, every FailEvery-th gather also reports an error.
+type countInput struct {
+	Name      string `toml:"name"`
+	FailEvery int    `toml:"fail_every"`
+	FailOnly  bool   `toml:"fail_only"`
+
+	mu      sync.Mutex
+	n       int
+	started chan int
+	gate    chan struct{}
+}
+
+func (*countInput) SampleConfig() string { return "" }
+
+func (c *countInput) Gather(acc telegraf.Accumulator) error {
+	c.mu.Lock()
+	c.n++
+	n := c.n
+	c.mu.Unlock()
+	if c.started != nil {
+		c.started <- n
+	}
+	if c.gate != nil {
+		<-c.gate
+	}
+	if c.FailOnly {
+		return fmt.Errorf("socket %s: connection refused", c.Name)
+	}
+	acc.AddFields("count", map[string]any{"n": int64(n)}, map[string]string{"src": c.Name})
+	if c.FailEvery > 0 && n%c.FailEvery == 0 {
+		acc.AddError(fmt.Errorf("gather %d of %s failed", n, c.Name))
+	}
+	return nil
+}
+
+func (c *countInput) gathers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// recordOutput keeps what it is given. FailWrites makes every Write fail;
+// with Buffered, it behaves as an Undeliverer holding Pending metrics.
+type recordOutput struct {
+	FailWrites bool `toml:"fail_writes"`
+	Buffered   bool `toml:"buffered"`
+	Pending    int  `toml:"pending"`
+
+	mu        sync.Mutex
+	batches   [][]telegraf.Metric
+	nilWrites int
+	closed    bool
+	wrote     chan struct{}
+}
+
+func (*recordOutput) SampleConfig() string { return "" }
+func (*recordOutput) Connect() error       { return nil }
+
+func (r *recordOutput) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recordOutput) Write(ms []telegraf.Metric) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ms == nil {
+		r.nilWrites++
+		if r.Pending > 0 {
+			r.Pending--
+		}
+		return nil
+	}
+	if r.FailWrites {
+		return errors.New("connection refused")
+	}
+	r.batches = append(r.batches, ms)
+	if r.wrote != nil {
+		select {
+		case r.wrote <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (r *recordOutput) metrics() []telegraf.Metric {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var all []telegraf.Metric
+	for _, b := range r.batches {
+		all = append(all, b...)
+	}
+	return all
+}
+
+func (r *recordOutput) batchSizes() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var sizes []int
+	for _, b := range r.batches {
+		sizes = append(sizes, len(b))
+	}
+	return sizes
+}
+
+// bufferedOutput is a recordOutput that reports what it still holds.
+type bufferedOutput struct{ recordOutput }
+
+func (b *bufferedOutput) Undelivered() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Pending
+}
+
+func init() {
+	inputs.Add("shim_count", func() telegraf.Input { return &countInput{} })
+	outputs.Add("shim_record", func() telegraf.Output { return &recordOutput{} })
+	outputs.Add("shim_buffered", func() telegraf.Output { return &bufferedOutput{} })
+}
+
+// syncBuffer is a bytes.Buffer safe for the runner's and the test's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// load parses a config whose plugins log to the returned buffer.
+func load(t *testing.T, text string) (*config.Config, *logger.Sink, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	sink := logger.NewSink(logs, telegraf.Info)
+	cfg, err := config.Parse([]byte(text), "test.conf", sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, sink, logs
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func lines(s string) []string {
+	return strings.Split(strings.TrimRight(s, "\n"), "\n")
+}
