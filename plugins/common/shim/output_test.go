@@ -103,7 +103,9 @@ func TestOutputFlushesAPartialBatchOnTheInterval(t *testing.T) {
 	rec.wrote = make(chan struct{}, 1)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- RunOutput(context.Background(), cfg, OutputOptions{BatchSize: 1000, FlushInterval: 20 * time.Millisecond}, pr, sink) }()
+	go func() {
+		done <- RunOutput(context.Background(), cfg, OutputOptions{BatchSize: 1000, FlushInterval: 20 * time.Millisecond}, pr, sink)
+	}()
 	if _, err := io.WriteString(pw, "a v=1 1\nb v=2 2\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,9 @@ func TestOutputAsksABufferingOutputToRetry(t *testing.T) {
 	out := cfg.Outputs[0].Output.(*bufferedOutput)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- RunOutput(context.Background(), cfg, OutputOptions{FlushInterval: 5 * time.Millisecond}, pr, sink) }()
+	go func() {
+		done <- RunOutput(context.Background(), cfg, OutputOptions{FlushInterval: 5 * time.Millisecond}, pr, sink)
+	}()
 	// Nothing arrives: every flush tick is a retry until nothing is pending.
 	waitFor(t, "retries emptying the buffer", func() bool { return out.Undelivered() == 0 })
 	pw.Close()
