@@ -1,5 +1,12 @@
 // Command hap-monitor reads HAProxy's statistics and delivers them to
 // Telegraf (execd), Graphite or statsd.
+//
+// What it does follows from its configuration: with only inputs it is a
+// Telegraf execd input (line protocol on stdout), with only outputs a
+// Telegraf execd output (line protocol on stdin), with both a pipeline
+// (-once for cron). The original HAP-Monitor's command line (--backend,
+// --type, --sockets, --verbose, --protocol) builds a pipeline and runs it
+// once.
 package main
 
 import (
@@ -11,7 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/influxdata/telegraf"
 
@@ -19,6 +28,7 @@ import (
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 	_ "github.com/hap-monitor/hap-monitor/plugins/inputs/haproxy"
+	_ "github.com/hap-monitor/hap-monitor/plugins/outputs/graphite_statsd"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,89 +42,227 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// options are the parsed flags.
+type options struct {
+	configPath      string
+	once            bool
+	test            bool
+	pollInterval    time.Duration
+	pollIntervalSet bool
+	pollDisabled    bool
+	sample          sampleFlag
+	version         bool
+	debug           bool
+	legacy          *legacy
+}
+
+// sampleFlag is -sample-config: a boolean flag that may also be given a
+// plugin name (-sample-config=inputs.haproxy, or the name as the next
+// argument).
+type sampleFlag struct {
+	set   bool
+	names []string
+}
+
+func (s *sampleFlag) String() string   { return strings.Join(s.names, ",") }
+func (s *sampleFlag) IsBoolFlag() bool { return true }
+func (s *sampleFlag) Set(v string) error {
+	switch v {
+	case "true":
+		s.set = true
+	case "false":
+		s.set = false
+	default:
+		s.set, s.names = true, append(s.names, v)
+	}
+	return nil
+}
+
+// parseFlags parses args; usage errors name the flag.
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	l, rest, err := splitLegacy(args)
+	if err != nil {
+		return nil, err
+	}
+	o := &options{legacy: l}
 	fs := flag.NewFlagSet("hap-monitor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "TOML file with [[inputs.haproxy]] and/or [[outputs.graphite_statsd]] sections")
-	testMode := fs.Bool("test", false, "gather once, print line protocol on stdout, deliver nothing, exit")
-	sampleConfig := fs.Bool("sample-config", false, "print a sample configuration and exit")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	debugLog := fs.Bool("debug", false, "log debug messages")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	fs.Usage = func() { usage(fs, stderr) }
+	fs.StringVar(&o.configPath, "config", "", "TOML `file` with [[inputs.haproxy]] and/or [[outputs.graphite_statsd]] sections")
+	fs.BoolVar(&o.once, "once", false, "pipeline: gather once, deliver, exit (cron)")
+	fs.BoolVar(&o.test, "test", false, "gather once, print line protocol on stdout, deliver nothing, exit")
+	fs.DurationVar(&o.pollInterval, "poll_interval", time.Second, "time between gathers of the execd input and the pipeline (the pipeline's default is [agent] interval)")
+	fs.BoolVar(&o.pollDisabled, "poll_interval_disabled", false, "execd input: gather only on stdin newlines and signals")
+	fs.Var(&o.sample, "sample-config", "print the sample configuration (all, or the plugin named next, e.g. inputs.haproxy) and exit")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVar(&o.debug, "debug", false, "log debug messages")
+	if err := fs.Parse(rest); err != nil {
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "E! unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "poll_interval" {
+			o.pollIntervalSet = true
+		}
+	})
+	if o.sample.set {
+		o.sample.names = append(o.sample.names, fs.Args()...)
+	} else if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags come first; see -h)", fs.Arg(0))
 	}
+	return o, o.check()
+}
 
+func (o *options) check() error {
 	switch {
-	case *showVersion:
-		fmt.Fprintln(stdout, "hap-monitor", buildVersion())
-		return exitOK
-	case *sampleConfig:
-		fmt.Fprint(stdout, sampleConfigText())
-		return exitOK
+	case o.pollIntervalSet && o.pollInterval <= 0:
+		return fmt.Errorf("-poll_interval %s: must be positive (use -poll_interval_disabled to turn it off)", o.pollInterval)
+	case o.legacy.active() && o.configPath != "":
+		return fmt.Errorf("-config cannot be combined with %s: put the sockets and backend in the config file", strings.Join(o.legacy.used, ", "))
 	}
+	return nil
+}
 
-	level := telegraf.Info
-	if *debugLog {
-		level = telegraf.Debug
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  hap-monitor -config FILE [-once] [-poll_interval 1s | -poll_interval_disabled] [-debug]
+  hap-monitor -config FILE -test
+  hap-monitor --backend HOST:PORT::SCOPE [--type G|S] [--protocol udp|tcp] --sockets SOCKET... [--verbose]
+  hap-monitor -sample-config [inputs.haproxy | outputs.graphite_statsd]
+  hap-monitor -version
+
+The config decides the mode: inputs only, a Telegraf execd input; outputs
+only, a Telegraf execd output; both, a pipeline.
+
+Flags:
+`)
+	fs.PrintDefaults()
+	fmt.Fprint(w, `  --backend HOST:PORT::SCOPE
+    	the original HAP-Monitor's Graphite or statsd server and path prefix
+  --type G|S
+    	G: Graphite, S: statsd (default S)
+  --protocol udp|tcp
+    	transport to the backend (default udp)
+  --sockets SOCKET...
+    	HAProxy stats sockets, one or more
+  --verbose
+    	same as -debug
+
+Exit status: 0 all gathered and delivered, 1 a run-time failure (the rest was
+still delivered), 2 bad usage or configuration.
+`)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
 	}
-	logs := logger.NewSink(stderr, level)
-	if *configPath == "" {
-		fmt.Fprintln(stderr, "E! -config FILE is required (see -sample-config)")
-		return exitUsage
-	}
-	cfg, err := config.LoadFile(*configPath, logs)
 	if err != nil {
 		fmt.Fprintf(stderr, "E! %v\n", err)
 		return exitUsage
 	}
-	if !*testMode {
-		fmt.Fprintln(stderr, "E! only -test is implemented so far")
+	switch {
+	case o.version:
+		fmt.Fprintln(stdout, "hap-monitor", buildVersion())
+		return exitOK
+	case o.sample.set:
+		text, err := sampleConfigText(o.sample.names)
+		if err != nil {
+			fmt.Fprintf(stderr, "E! -sample-config: %v\n", err)
+			return exitUsage
+		}
+		fmt.Fprint(stdout, text)
+		return exitOK
+	}
+
+	level := telegraf.Info
+	if o.debug || o.legacy.verbose {
+		level = telegraf.Debug
+	}
+	logs := logger.NewSink(stderr, level)
+	cfg, err := o.load(logs)
+	if err != nil {
+		fmt.Fprintf(stderr, "E! %v\n", err)
 		return exitUsage
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	_ = ctx
-	_ = stdin
-	return gatherOnce(cfg, logs, stdout)
-}
-
-// gatherOnce runs every input once and prints what they gathered.
-func gatherOnce(cfg *config.Config, logs *logger.Sink, stdout io.Writer) int {
-	status := exitOK
-	enc := shim.NewEncoder(stdout)
-	for _, in := range cfg.Inputs {
-		log := logger.New(logs, in.ID())
-		acc := &shim.Accumulator{OnError: func(err error) { log.Error(err) }}
-		if err := in.Input.Gather(acc); err != nil {
-			acc.AddError(err)
+	if err := o.runMode(ctx, cfg, stdin, stdout, logs); err != nil {
+		if errors.Is(err, errUsage) {
+			fmt.Fprintf(stderr, "E! %v\n", err)
+			return exitUsage
 		}
-		metrics, errs := acc.Drain()
-		if len(errs) > 0 {
-			status = exitRuntime
-		}
-		for _, m := range metrics {
-			if err := enc.Encode(m); err != nil {
-				log.Warn(err)
-			}
-		}
-	}
-	if err := enc.Flush(); err != nil {
-		logger.New(logs, "").Error(fmt.Errorf("writing stdout: %w", err))
+		logger.New(logs, "").Error(err)
 		return exitRuntime
 	}
-	return status
+	return exitOK
 }
 
-func sampleConfigText() string {
-	return "# hap-monitor sample configuration\n" // completed with the plugins
+// errUsage marks a flag combination the config makes meaningless.
+var errUsage = errors.New("usage")
+
+// load reads -config, or builds the configuration the original's flags
+// stand for.
+func (o *options) load(logs *logger.Sink) (*config.Config, error) {
+	if o.legacy.active() {
+		text, err := o.legacy.configText()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := config.Parse([]byte(text), "command line", logs)
+		if err != nil {
+			return nil, o.legacy.blame(err)
+		}
+		o.once = true
+		return cfg, nil
+	}
+	if o.configPath == "" {
+		return nil, errors.New("-config FILE is required (see -sample-config, or the original's --backend and --sockets)")
+	}
+	cfg, err := config.LoadFile(o.configPath, logs)
+	if err != nil {
+		return nil, fmt.Errorf("-config: %w", err)
+	}
+	if len(cfg.Inputs) == 0 && len(cfg.Outputs) == 0 {
+		return nil, fmt.Errorf("-config %s: no [[inputs.haproxy]] or [[outputs.graphite_statsd]] section", o.configPath)
+	}
+	return cfg, nil
+}
+
+// runMode runs what the config holds.
+func (o *options) runMode(ctx context.Context, cfg *config.Config, stdin io.Reader, stdout io.Writer, logs *logger.Sink) error {
+	hasIn, hasOut := len(cfg.Inputs) > 0, len(cfg.Outputs) > 0
+	switch {
+	case o.test || (o.once && !hasOut):
+		if !hasIn {
+			return fmt.Errorf("%w: -test needs [[inputs.haproxy]] in the config", errUsage)
+		}
+		return shim.GatherOnce(cfg, stdout, logs)
+	case hasIn && hasOut:
+		if o.pollDisabled && !o.once {
+			return fmt.Errorf("%w: -poll_interval_disabled applies to the execd input; a pipeline gathers every -poll_interval, or once with -once", errUsage)
+		}
+		opts := shim.PipelineOptions{Once: o.once}
+		if o.pollIntervalSet {
+			opts.Interval = o.pollInterval
+		}
+		return shim.RunPipeline(ctx, cfg, opts, logs)
+	case hasIn:
+		sigs, stop := shim.TriggerSignals()
+		defer stop()
+		opts := shim.InputOptions{PollInterval: o.pollInterval, Triggers: sigs}
+		if o.pollDisabled {
+			opts.PollInterval = 0
+		}
+		return shim.RunInput(ctx, cfg, opts, stdin, stdout, logs)
+	default:
+		opts := shim.OutputOptions{BatchSize: cfg.Agent.BatchSize(), FlushInterval: cfg.Agent.Flush()}
+		return shim.RunOutput(ctx, cfg, opts, stdin, logs)
+	}
 }
 
 func buildVersion() string {
@@ -126,5 +274,3 @@ func buildVersion() string {
 	}
 	return "(devel)"
 }
-
-var _ = errors.New

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/influxdata/telegraf"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
+	"github.com/hap-monitor/hap-monitor/plugins/inputs/haproxy"
+	"github.com/hap-monitor/hap-monitor/plugins/outputs/graphite_statsd"
+)
+
+// The original's crontab line, but the binary's name.
+const crontabLine = "--backend graphite.host:2003::my.system.stats.haproxy --type G --sockets /var/run/haproxy_admin_process_no_1.sock /var/run/haproxy_admin_process_no_2.sock"
+
+func TestOriginalCommandLine(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      string
+		sockets   []string
+		servers   []string
+		format    string
+		transport string
+		prefix    string
+		verbose   bool
+		wantErr   string // part of the usage error, naming the flag
+	}{
+		{
+			name:    "crontab line verbatim",
+			args:    crontabLine,
+			sockets: []string{"/var/run/haproxy_admin_process_no_1.sock", "/var/run/haproxy_admin_process_no_2.sock"},
+			servers: []string{"graphite.host:2003"}, format: "graphite", transport: "udp", prefix: "my.system.stats.haproxy",
+		},
+		{
+			name:    "type absent is statsd, as the original",
+			args:    "--backend statsd.host:8125::scope --sockets /a.sock",
+			sockets: []string{"/a.sock"}, servers: []string{"statsd.host:8125"}, format: "statsd", transport: "udp", prefix: "scope",
+		},
+		{
+			name:    "--type s, lower case",
+			args:    "--type s --backend h:8125::a.b --sockets /a.sock",
+			sockets: []string{"/a.sock"}, servers: []string{"h:8125"}, format: "statsd", transport: "udp", prefix: "a.b",
+		},
+		{
+			name:    "--protocol tcp and --verbose, flags in any order",
+			args:    "--verbose --sockets /a.sock /b.sock /c.sock --protocol tcp --type g --backend h:2003::x",
+			sockets: []string{"/a.sock", "/b.sock", "/c.sock"}, servers: []string{"h:2003"}, format: "graphite", transport: "tcp", prefix: "x", verbose: true,
+		},
+		{
+			name:    "= forms",
+			args:    "--backend=h:2003::x --type=G --sockets=/a.sock /b.sock",
+			sockets: []string{"/a.sock", "/b.sock"}, servers: []string{"h:2003"}, format: "graphite", transport: "udp", prefix: "x",
+		},
+		{name: "missing scope", args: "--backend graphite.host:2003 --sockets /a.sock", wantErr: `--backend "graphite.host:2003": no ::scope`},
+		{name: "empty scope", args: "--backend graphite.host:2003:: --sockets /a.sock", wantErr: "--backend"},
+		{name: "missing port", args: "--backend graphite.host::x --sockets /a.sock", wantErr: `--backend "graphite.host::x": "graphite.host" is not host:port`},
+		{name: "bad port", args: "--backend h:http::x --sockets /a.sock", wantErr: `port "http"`},
+		{name: "missing backend", args: "--sockets /a.sock", wantErr: "--backend: required"},
+		{name: "missing sockets", args: "--backend h:2003::x --type G", wantErr: "--sockets: at least one socket"},
+		{name: "sockets without a value", args: "--backend h:2003::x --sockets --type G", wantErr: "--sockets needs at least one"},
+		{name: "unknown type", args: "--backend h:2003::x --type X --sockets /a", wantErr: `--type "X"`},
+		{name: "unknown protocol", args: "--backend h:2003::x --protocol sctp --sockets /a", wantErr: `--protocol "sctp"`},
+		{name: "backend without value", args: "--sockets /a --backend", wantErr: "--backend needs a value"},
+		{name: "with -config", args: "-config x.conf " + crontabLine, wantErr: "-config cannot be combined with --backend"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			o, err := parseFlags(strings.Fields(tt.args), &stderr)
+			var cfg *config.Config
+			if err == nil {
+				cfg, err = o.load(logger.NewSink(&stderr, telegraf.Info))
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !o.once || o.legacy.verbose != tt.verbose {
+				t.Errorf("once %v verbose %v", o.once, o.legacy.verbose)
+			}
+			if len(cfg.Inputs) != 1 || len(cfg.Outputs) != 1 {
+				t.Fatalf("%d inputs %d outputs", len(cfg.Inputs), len(cfg.Outputs))
+			}
+			in := cfg.Inputs[0].Input.(*haproxy.HAProxy)
+			if !reflect.DeepEqual(in.Servers, tt.sockets) || !in.KeepFieldNames || !reflect.DeepEqual(in.IncludeFields, originalFields) {
+				t.Errorf("input: servers %q keep_field_names %v include_fields %q", in.Servers, in.KeepFieldNames, in.IncludeFields)
+			}
+			out := cfg.Outputs[0].Output.(*graphite_statsd.GraphiteStatsd)
+			if !reflect.DeepEqual(out.Servers, tt.servers) || out.Format != tt.format || out.Transport != tt.transport || out.Prefix != tt.prefix {
+				t.Errorf("output: servers %q format %q transport %q prefix %q", out.Servers, out.Format, out.Transport, out.Prefix)
+			}
+		})
+	}
+}
+
+func TestExitStatusOfUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("[[inputs.haproxy]]\n  servers = [\"/a.sock\"]\n  timeuot = \"1s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.conf")
+	if err := os.WriteFile(empty, []byte("[agent]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args string
+		want string
+	}{
+		{"", "-config FILE is required"},
+		{"-config " + bad, bad + `:3: [[inputs.haproxy]]: unknown option "timeuot"`},
+		{"-config " + empty, "no [[inputs.haproxy]] or [[outputs.graphite_statsd]]"},
+		{"-config " + filepath.Join(dir, "missing.conf"), "missing.conf"},
+		{"-nosuchflag", "flag provided but not defined: -nosuchflag"},
+		{"-poll_interval 0s -config " + bad, "-poll_interval 0s: must be positive"},
+		{"-config " + bad + " extra", `unexpected argument "extra"`},
+		{"--backend h:2003 --sockets /a.sock", "--backend"},
+		{"-sample-config inputs.nope", `-sample-config: unknown plugin "inputs.nope"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), strings.Fields(tt.args), strings.NewReader(""), &stdout, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitUsage, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestSampleConfigIsTheRootSampleConf(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-sample-config"}, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	root, err := os.ReadFile("../../sample.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != string(root) {
+		t.Error("sample.conf differs from -sample-config: regenerate it with go run ./cmd/hap-monitor -sample-config > sample.conf")
+	}
+	for _, section := range []string{"[[inputs.haproxy]]", "[[outputs.graphite_statsd]]", "# [agent]", "metric_batch_size", "spool_dir", "include_fields"} {
+		if !strings.Contains(stdout.String(), section) {
+			t.Errorf("sample config lacks %s", section)
+		}
+	}
+	if _, err := config.Parse(stdout.Bytes(), "sample.conf", nil); err != nil {
+		t.Errorf("the sample config does not load: %v", err)
+	}
+}
+
+func TestSampleConfigOfOnePlugin(t *testing.T) {
+	for _, name := range []string{"inputs.haproxy", "outputs.graphite_statsd"} {
+		for _, args := range [][]string{{"-sample-config", name}, {"-sample-config=" + name}} {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), args, nil, &stdout, &stderr); code != exitOK {
+				t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), "[["+name+"]]") || strings.Contains(stdout.String(), "[agent]") {
+				t.Errorf("%v printed:\n%s", args, stdout.String())
+			}
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	if code := run(context.Background(), []string{"-version"}, nil, &stdout, &bytes.Buffer{}); code != exitOK || !strings.HasPrefix(stdout.String(), "hap-monitor ") {
+		t.Errorf("exit %d, %q", code, stdout.String())
+	}
+}
