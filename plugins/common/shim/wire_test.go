@@ -16,7 +16,7 @@ func TestEncoderSkipsOnlyTheBadMetric(t *testing.T) {
 		metric.New("haproxy", map[string]string{"proxy": "a b", "sv": "s1"}, map[string]any{"scur": uint64(3)}, ts),
 		metric.New("haproxy", map[string]string{"proxy": "evil\nhaproxy"}, map[string]any{"scur": uint64(1)}, ts),
 		metric.New("haproxy", map[string]string{"proxy": "nan"}, map[string]any{"x": math.NaN()}, ts),
-		metric.New("haproxy_info", nil, map[string]any{"Idle_pct": int64(99), "version": "2.6.12", "bad": math.Inf(1)}, ts),
+		info(ts),
 	}
 	var out bytes.Buffer
 	enc := NewEncoder(&out)
@@ -37,4 +37,12 @@ func TestEncoderSkipsOnlyTheBadMetric(t *testing.T) {
 	if errs != 2 {
 		t.Errorf("got %d errors, want 2 (newline in a tag, no usable field)", errs)
 	}
+}
+
+// info builds a metric whose fields keep their order (a map's would not).
+func info(ts time.Time) telegraf.Metric {
+	m := metric.New("haproxy_info", nil, map[string]any{"Idle_pct": int64(99)}, ts)
+	m.AddField("version", "2.6.12")
+	m.AddField("bad", math.Inf(1))
+	return m
 }
