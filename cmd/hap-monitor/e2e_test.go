@@ -484,3 +484,59 @@ func forward(t *testing.T, addr, to string) {
 		}
 	}()
 }
+
+func TestExecdInputByHand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "in.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", h.AdminSocket))
+
+	t.Run("echo | hap-monitor gathers once and exits 0", func(t *testing.T) {
+		stdout, stderr, code := runBinary(t, bin, "\n", "-config", conf, "-poll_interval_disabled")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if n := strings.Count(stdout, "haproxy_info,"); n != 1 {
+			t.Errorf("%d haproxy_info lines, want 1 (one gather):\n%s", n, stdout)
+		}
+		if !regexp.MustCompile(`(?m)^haproxy,.*sv=web-1,.* .*status\.UP=1i`).MatchString(stdout) {
+			t.Errorf("no web-1 UP line:\n%s", stdout)
+		}
+	})
+
+	t.Run("SIGTERM ends a waiting input with 0", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "-config", conf, "-poll_interval_disabled")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stdin.Close()
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(stdin, "\n"); err != nil {
+			t.Fatal(err)
+		}
+		// Once the first gather is out, the process is waiting: stop it.
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(stdout, buf); err != nil {
+			t.Fatal(err)
+		}
+		go io.Copy(io.Discard, stdout)
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("after SIGTERM: %v, want exit 0", err)
+		}
+	})
+}
