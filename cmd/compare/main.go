@@ -1,0 +1,77 @@
+// Command compare measures hap-monitor against the floor (reading HAProxy's
+// answer to EOF and nothing else) and against Telegraf, side by side on the
+// same real HAProxy, and prints medians and ratios as a Markdown table.
+//
+//	go run ./cmd/compare -sizes 10x10,100x10,1000x10 -runs 5
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	sizes := flag.String("sizes", "10x10,100x10,1000x10", "HAProxy sizes to measure, backends x servers, comma separated")
+	runs := flag.Int("runs", 5, "runs of each case per size (medians are reported)")
+	execdSeconds := flag.Int("execd-seconds", 10, "how long the execd input mode runs at a 1 s interval (0 skips it)")
+	skipTelegraf := flag.Bool("skip-telegraf", false, "leave Telegraf out (it is built on first use, 2-3 minutes cold)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *sizes, *runs, *execdSeconds, !*skipTelegraf); err != nil {
+		fmt.Fprintln(os.Stderr, "E!", err)
+		os.Exit(1)
+	}
+}
+
+type size struct{ Backends, Servers int }
+
+func (s size) String() string { return fmt.Sprintf("%dx%d", s.Backends, s.Servers) }
+
+func parseSizes(list string) ([]size, error) {
+	var out []size
+	for _, f := range strings.Split(list, ",") {
+		b, sv, ok := strings.Cut(strings.TrimSpace(f), "x")
+		nb, err1 := strconv.Atoi(b)
+		ns, err2 := strconv.Atoi(sv)
+		if !ok || err1 != nil || err2 != nil || nb < 1 || ns < 1 {
+			return nil, fmt.Errorf("-sizes: %q is not BACKENDSxSERVERS", f)
+		}
+		out = append(out, size{nb, ns})
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, sizeList string, runs, execdSeconds int, withTelegraf bool) error {
+	sizes, err := parseSizes(sizeList)
+	if err != nil {
+		return err
+	}
+	if runs < 1 {
+		return fmt.Errorf("-runs must be at least 1")
+	}
+	bins, err := buildBinaries(ctx, withTelegraf)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	fmt.Printf("# hap-monitor comparison, %s\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Printf("Machine: %s, %s. Runs per case: %d (medians). Command: `go run ./cmd/compare %s`\n\n",
+		host, machineSummary(), runs, strings.Join(os.Args[1:], " "))
+	for _, sz := range sizes {
+		res, err := measureSize(ctx, bins, sz, runs, execdSeconds)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sz, err)
+		}
+		res.print(os.Stdout)
+	}
+	return nil
+}
