@@ -15,7 +15,7 @@ import (
 //	hap-monitor --backend graphite.host:2003::my.system.stats.haproxy --type G \
 //	    --sockets /var/run/a.sock /var/run/b.sock [--verbose] [--protocol udp|tcp]
 type legacy struct {
-	backend  string   // host:port::scope
+	backend  string   // HOST[:PORT][::SCOPE]
 	kind     string   // --type: G (Graphite) or S (statsd, the default)
 	sockets  []string // --sockets, one or more
 	protocol string   // --protocol: udp (default, as hap-monitor-cron.py) or tcp
@@ -113,26 +113,19 @@ func (l *legacy) configText() (string, error) {
 		return "", fmt.Errorf("--sockets: at least one socket is required (e.g. --sockets /var/run/haproxy.sock)")
 	}
 	if l.backend == "" {
-		return "", fmt.Errorf("--backend: required, as host:port::scope (e.g. --backend graphite.host:2003::my.system.stats.haproxy)")
+		return "", fmt.Errorf("--backend: required, as HOST[:PORT][::SCOPE] (e.g. --backend graphite.host:2003::my.system.stats.haproxy)")
 	}
-	addr, scope, ok := strings.Cut(l.backend, "::")
-	if !ok || scope == "" {
-		return "", fmt.Errorf("--backend %q: no ::scope after host:port (e.g. graphite.host:2003::my.system.stats.haproxy)", l.backend)
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
-		return "", fmt.Errorf("--backend %q: %q is not host:port", l.backend, addr)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("--backend %q: port %q is not a number in [1, 65535]", l.backend, port)
-	}
-	format := "statsd" // the original's default
+	format, defaultPort := "statsd", "8125" // the original's default type
 	switch strings.ToLower(l.kind) {
 	case "g":
-		format = "graphite"
+		format, defaultPort = "graphite", "2003"
 	case "s", "":
 	default:
 		return "", fmt.Errorf("--type %q: want G (Graphite) or S (statsd)", l.kind)
+	}
+	addr, scope, err := parseBackend(l.backend, defaultPort)
+	if err != nil {
+		return "", fmt.Errorf("--backend %q: %w", l.backend, err)
 	}
 	protocol := strings.ToLower(l.protocol)
 	switch protocol {
@@ -160,6 +153,44 @@ func (l *legacy) configText() (string, error) {
 		return "", fmt.Errorf("building the configuration: %w", err)
 	}
 	return b.String(), nil
+}
+
+// parseBackend splits the original's HOST[:PORT][::SCOPE] into a host:port
+// address (PORT defaulting to defaultPort) and the scope, which may be
+// empty. An IPv6 host is written in brackets: [::1]:2003::scope.
+func parseBackend(backend, defaultPort string) (addr, scope string, err error) {
+	hostPort := backend
+	from := 0
+	if strings.HasPrefix(backend, "[") {
+		from = strings.IndexByte(backend, ']') + 1
+		if from == 0 {
+			return "", "", fmt.Errorf("no ']' after the IPv6 address")
+		}
+	}
+	if i := strings.Index(backend[from:], "::"); i >= 0 {
+		hostPort, scope = backend[:from+i], backend[from+i+2:]
+	}
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		// No port: the transport's usual one.
+		host, port = strings.TrimSuffix(strings.TrimPrefix(hostPort, "["), "]"), defaultPort
+		if strings.ContainsAny(host, "[]") || (strings.Contains(host, ":") && from == 0) {
+			return "", "", fmt.Errorf("%q is not HOST[:PORT]", hostPort)
+		}
+	}
+	if host == "" {
+		return "", "", fmt.Errorf("no host before the port (e.g. graphite.host:2003::my.system.stats.haproxy)")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", "", fmt.Errorf("port %q is not a number in [1, 65535]", port)
+	}
+	if strings.ContainsAny(scope, " \t\n") {
+		return "", "", fmt.Errorf("scope %q has white space", scope)
+	}
+	if strings.Contains(scope, ":") {
+		return "", "", fmt.Errorf("scope %q has ':' (an IPv6 host goes in brackets: [fe80::1]:2003::scope)", scope)
+	}
+	return net.JoinHostPort(host, port), strings.Trim(scope, "."), nil
 }
 
 // blame names the flag behind an error in the configuration built from it.

@@ -132,7 +132,7 @@ func usage(fs *flag.FlagSet, w io.Writer) {
 	fmt.Fprint(w, `Usage:
   hap-monitor -config FILE [-once] [-poll_interval 1s | -poll_interval_disabled] [-debug]
   hap-monitor -config FILE -test
-  hap-monitor --backend HOST:PORT::SCOPE [--type G|S] [--protocol udp|tcp] --sockets SOCKET... [--verbose]
+  hap-monitor --backend HOST[:PORT][::SCOPE] [--type G|S] [--protocol udp|tcp] --sockets SOCKET... [--verbose]
   hap-monitor -sample-config [inputs.haproxy | outputs.graphite_statsd]
   hap-monitor -version
 
@@ -142,8 +142,9 @@ only, a Telegraf execd output; both, a pipeline.
 Flags:
 `)
 	fs.PrintDefaults()
-	fmt.Fprint(w, `  --backend HOST:PORT::SCOPE
+	fmt.Fprint(w, `  --backend HOST[:PORT][::SCOPE]
     	the original HAP-Monitor's Graphite or statsd server and path prefix
+    	(PORT: 2003 for Graphite, 8125 for statsd; no SCOPE: paths start at the host)
   --type G|S
     	G: Graphite, S: statsd (default S)
   --protocol udp|tcp

@@ -58,9 +58,38 @@ func TestOriginalCommandLine(t *testing.T) {
 			args:    "--backend=h:2003::x --type=G --sockets=/a.sock /b.sock",
 			sockets: []string{"/a.sock", "/b.sock"}, servers: []string{"h:2003"}, format: "graphite", transport: "udp", prefix: "x",
 		},
-		{name: "missing scope", args: "--backend graphite.host:2003 --sockets /a.sock", wantErr: `--backend "graphite.host:2003": no ::scope`},
-		{name: "empty scope", args: "--backend graphite.host:2003:: --sockets /a.sock", wantErr: "--backend"},
-		{name: "missing port", args: "--backend graphite.host::x --sockets /a.sock", wantErr: `--backend "graphite.host::x": "graphite.host" is not host:port`},
+		{
+			name:    "no scope: paths start at the host",
+			args:    "--backend graphite.host:2003 --type G --sockets /a.sock",
+			sockets: []string{"/a.sock"}, servers: []string{"graphite.host:2003"}, format: "graphite", transport: "udp", prefix: "",
+		},
+		{
+			name:    "empty scope",
+			args:    "--backend graphite.host:2003:: --type G --sockets /a.sock",
+			sockets: []string{"/a.sock"}, servers: []string{"graphite.host:2003"}, format: "graphite", transport: "udp", prefix: "",
+		},
+		{
+			name:    "no port: Graphite's 2003",
+			args:    "--backend graphite.host::x --type G --sockets /a.sock",
+			sockets: []string{"/a.sock"}, servers: []string{"graphite.host:2003"}, format: "graphite", transport: "udp", prefix: "x",
+		},
+		{
+			name:    "no port: statsd's 8125",
+			args:    "--backend statsd.host::x --sockets /a.sock",
+			sockets: []string{"/a.sock"}, servers: []string{"statsd.host:8125"}, format: "statsd", transport: "udp", prefix: "x",
+		},
+		{
+			name:    "IPv6 host",
+			args:    "--backend [::1]:2004::x.y --type G --sockets /a.sock",
+			sockets: []string{"/a.sock"}, servers: []string{"[::1]:2004"}, format: "graphite", transport: "udp", prefix: "x.y",
+		},
+		{
+			name:    "IPv6 host, no port",
+			args:    "--backend [::1]::x --type G --sockets /a.sock",
+			sockets: []string{"/a.sock"}, servers: []string{"[::1]:2003"}, format: "graphite", transport: "udp", prefix: "x",
+		},
+		{name: "no host", args: "--backend :2003::x --sockets /a.sock", wantErr: `--backend ":2003::x": no host`},
+		{name: "IPv6 without brackets", args: "--backend fe80::1:2003::x --sockets /a.sock", wantErr: `an IPv6 host goes in brackets`},
 		{name: "bad port", args: "--backend h:http::x --sockets /a.sock", wantErr: `port "http"`},
 		{name: "missing backend", args: "--sockets /a.sock", wantErr: "--backend: required"},
 		{name: "missing sockets", args: "--backend h:2003::x --type G", wantErr: "--sockets: at least one socket"},
@@ -126,7 +155,7 @@ func TestExitStatusOfUsageErrors(t *testing.T) {
 		{"-nosuchflag", "flag provided but not defined: -nosuchflag"},
 		{"-poll_interval 0s -config " + bad, "-poll_interval 0s: must be positive"},
 		{"-config " + bad + " extra", `unexpected argument "extra"`},
-		{"--backend h:2003 --sockets /a.sock", "--backend"},
+		{"--backend h:99999::x --sockets /a.sock", `--backend "h:99999::x": port "99999"`},
 		{"-sample-config inputs.nope", `-sample-config: unknown plugin "inputs.nope"`},
 	}
 	for _, tt := range tests {
