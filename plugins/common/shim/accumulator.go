@@ -18,6 +18,10 @@ type Accumulator struct {
 	precision time.Duration
 	// OnError, if set, is called for each error as it is added (to log it).
 	OnError func(error)
+	// OnMetric, if set, is handed each metric as it is added, and the
+	// metric is not kept for Drain: a gather then streams, holding no
+	// more than the metrics in hand. Calls never overlap.
+	OnMetric func(telegraf.Metric)
 }
 
 var _ telegraf.Accumulator = (*Accumulator)(nil)
@@ -34,8 +38,17 @@ func (a *Accumulator) add(name string, fields map[string]any, tags map[string]st
 	if a.precision > 0 {
 		ts = ts.Truncate(a.precision)
 	}
-	a.metrics = append(a.metrics, metric.New(name, tags, fields, ts, tp))
+	a.keep(metric.New(name, tags, fields, ts, tp))
 	a.mu.Unlock()
+}
+
+// keep passes m to OnMetric or keeps it for Drain; a.mu is held.
+func (a *Accumulator) keep(m telegraf.Metric) {
+	if a.OnMetric != nil {
+		a.OnMetric(m)
+		return
+	}
+	a.metrics = append(a.metrics, m)
 }
 
 func (a *Accumulator) AddFields(name string, fields map[string]any, tags map[string]string, t ...time.Time) {
@@ -61,7 +74,7 @@ func (a *Accumulator) AddHistogram(name string, fields map[string]any, tags map[
 // AddMetric keeps m as it is.
 func (a *Accumulator) AddMetric(m telegraf.Metric) {
 	a.mu.Lock()
-	a.metrics = append(a.metrics, m)
+	a.keep(m)
 	a.mu.Unlock()
 }
 

@@ -13,11 +13,16 @@ import (
 )
 
 // gatherer runs every configured input once per call of gather and tags
-// what they return as Telegraf's agent would: the section's tags always,
-// the shared tags (global tags, host) unless the metric already has them.
+// what they add as Telegraf's agent would: the section's tags always, the
+// shared tags (global tags, host) unless the metric already has them. The
+// metrics stream: each is handed on as soon as its input adds it.
 type gatherer struct {
 	inputs []*inputState
 	shared map[string]string
+
+	mu      sync.Mutex
+	emit    func(telegraf.Metric) // the running gather's; nil between gathers
+	pending []telegraf.Metric     // added between gathers (service inputs)
 }
 
 type inputState struct {
@@ -30,10 +35,26 @@ func newGatherer(cfg *config.Config, logs *logger.Sink, shared map[string]string
 	g := &gatherer{shared: shared}
 	for _, in := range cfg.Inputs {
 		log := logger.New(logs, in.ID())
-		acc := &Accumulator{OnError: func(err error) { log.Error(err) }}
+		acc := &Accumulator{
+			OnError:  func(err error) { log.Error(err) },
+			OnMetric: func(m telegraf.Metric) { g.hand(m, in.Tags) },
+		}
 		g.inputs = append(g.inputs, &inputState{cfg: in, log: log, acc: acc})
 	}
 	return g
+}
+
+// hand tags m and passes it to the running gather, one metric at a time
+// whatever the number of inputs.
+func (g *gatherer) hand(m telegraf.Metric, section map[string]string) {
+	g.tag(m, section)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.emit == nil {
+		g.pending = append(g.pending, m)
+		return
+	}
+	g.emit(m)
 }
 
 // start starts the service inputs, if any.
@@ -57,36 +78,38 @@ func (g *gatherer) stop() {
 	}
 }
 
-// gather runs every input concurrently and returns their metrics, tagged,
-// in the configuration's order, and the number of errors they reported
-// (each already logged).
-func (g *gatherer) gather() ([]telegraf.Metric, int) {
-	type result struct {
-		metrics []telegraf.Metric
-		errs    int
+// gather runs every input concurrently, hands each metric to emit as it
+// comes (never two calls at once), and returns the number of errors the
+// inputs reported (each already logged).
+func (g *gatherer) gather(emit func(telegraf.Metric)) int {
+	g.mu.Lock()
+	for _, m := range g.pending {
+		emit(m)
 	}
-	results := make([]result, len(g.inputs))
+	g.pending, g.emit = nil, emit
+	g.mu.Unlock()
+
+	errs := make([]int, len(g.inputs))
 	var wg sync.WaitGroup
 	for i, in := range g.inputs {
 		wg.Go(func() {
 			if err := in.cfg.Input.Gather(in.acc); err != nil {
 				in.acc.AddError(err)
 			}
-			metrics, errs := in.acc.Drain()
-			for _, m := range metrics {
-				g.tag(m, in.cfg.Tags)
-			}
-			results[i] = result{metrics, len(errs)}
+			_, e := in.acc.Drain()
+			errs[i] = len(e)
 		})
 	}
 	wg.Wait()
-	var all []telegraf.Metric
-	errs := 0
-	for _, r := range results {
-		all = append(all, r.metrics...)
-		errs += r.errs
+
+	g.mu.Lock()
+	g.emit = nil
+	g.mu.Unlock()
+	total := 0
+	for _, n := range errs {
+		total += n
 	}
-	return all, errs
+	return total
 }
 
 func (g *gatherer) tag(m telegraf.Metric, section map[string]string) {

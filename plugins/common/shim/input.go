@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/influxdata/telegraf"
 	"io"
 	"os"
 	"time"
@@ -103,18 +104,47 @@ func fold(pending <-chan struct{}, tick <-chan time.Time, signals <-chan os.Sign
 	}
 }
 
-// writeGather gathers once and writes the metrics to the encoder's writer.
+// writeGather gathers once and writes the metrics to the encoder's writer
+// as they come.
 func writeGather(g *gatherer, enc *Encoder, log *logger.Logger) error {
-	metrics, _ := g.gather()
-	for _, m := range metrics {
-		if err := enc.Encode(m); err != nil {
-			log.Warn(err) // only this one metric is lost
+	lw := &lineWriter{enc: enc, log: log}
+	g.gather(lw.add)
+	return lw.flush()
+}
+
+// flushBytes is how much encoded line protocol is buffered before it is
+// written out: large enough for few writes, small enough that a gather's
+// output never sits whole in memory.
+const flushBytes = 256 << 10
+
+// lineWriter encodes metrics as they come and writes them out in chunks.
+// After a write error it encodes nothing more; flush returns the error.
+type lineWriter struct {
+	enc *Encoder
+	log *logger.Logger
+	err error
+}
+
+func (w *lineWriter) add(m telegraf.Metric) {
+	if w.err != nil {
+		return
+	}
+	if err := w.enc.Encode(m); err != nil {
+		w.log.Warn(err) // only this one metric is lost
+		return
+	}
+	if w.enc.Len() >= flushBytes {
+		w.flush()
+	}
+}
+
+func (w *lineWriter) flush() error {
+	if w.err == nil {
+		if err := w.enc.Flush(); err != nil {
+			w.err = fmt.Errorf("writing metrics to stdout: %w", err)
 		}
 	}
-	if err := enc.Flush(); err != nil {
-		return fmt.Errorf("writing metrics to stdout: %w", err)
-	}
-	return nil
+	return w.err
 }
 
 // watchStdin asks for one gather per newline read (coalesced by pending's

@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"fmt"
+	"github.com/influxdata/telegraf"
 	"io"
 	"time"
 
@@ -44,11 +45,7 @@ func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, 
 	}
 	batch := cfg.Agent.BatchSize()
 	gatherErrs := 0
-	deliver := func() {
-		metrics, errs := g.gather()
-		gatherErrs += errs
-		d.writeBatches(metrics, batch)
-	}
+	deliver := func() { gatherErrs += gatherInto(g, d, batch) }
 
 	if opts.Once {
 		deliver()
@@ -67,6 +64,35 @@ func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, 
 		return fmt.Errorf("%d input errors", gatherErrs)
 	}
 	return nil
+}
+
+// gatherInto gathers once and hands the metrics to the outputs in batches
+// of size as they fill, delivering on a goroutine of its own while the
+// inputs go on reading and parsing. At most two batches wait. It returns
+// the number of input errors.
+func gatherInto(g *gatherer, d *delivery, size int) int {
+	batches := make(chan []telegraf.Metric, 2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range batches {
+			d.write(b)
+		}
+	}()
+	batch := make([]telegraf.Metric, 0, size)
+	errs := g.gather(func(m telegraf.Metric) {
+		batch = append(batch, m)
+		if len(batch) == size {
+			batches <- batch
+			batch = make([]telegraf.Metric, 0, size)
+		}
+	})
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	<-done
+	return errs
 }
 
 func (o PipelineOptions) interval(cfg *config.Config) time.Duration {
@@ -115,16 +141,10 @@ func GatherOnce(cfg *config.Config, w io.Writer, logs *logger.Sink) error {
 		return err
 	}
 	defer g.stop()
-	metrics, errs := g.gather()
-	enc := NewEncoder(w)
-	log := logger.New(logs, "")
-	for _, m := range metrics {
-		if err := enc.Encode(m); err != nil {
-			log.Warn(err)
-		}
-	}
-	if err := enc.Flush(); err != nil {
-		return fmt.Errorf("writing metrics to stdout: %w", err)
+	lw := &lineWriter{enc: NewEncoder(w), log: logger.New(logs, "")}
+	errs := g.gather(lw.add)
+	if err := lw.flush(); err != nil {
+		return err
 	}
 	if errs > 0 {
 		return fmt.Errorf("%d input errors", errs)

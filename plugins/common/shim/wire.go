@@ -60,6 +60,9 @@ func (e *Encoder) Encode(m telegraf.Metric) error {
 	return nil
 }
 
+// Len is the number of bytes of encoded lines not yet flushed.
+func (e *Encoder) Len() int { return len(e.enc.Bytes()) }
+
 // Flush writes the buffered lines to the writer and empties the buffer.
 func (e *Encoder) Flush() error {
 	buf := e.enc.Bytes()
