@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -31,13 +32,10 @@ func NewEncoder(w io.Writer) *Encoder {
 // buffer holds only whole, valid lines.
 func (e *Encoder) Encode(m telegraf.Metric) error {
 	fields := m.FieldList()
-	n := 0
-	for _, f := range fields {
-		if _, ok := fieldValue(f.Value); ok {
-			n++
-		}
-	}
-	if n == 0 {
+	if !slices.ContainsFunc(fields, func(f *telegraf.Field) bool {
+		_, ok := fieldValue(f.Value)
+		return ok
+	}) {
 		return fmt.Errorf("metric %s has no field line protocol can hold", m.Name())
 	}
 	e.enc.StartLine(m.Name())
