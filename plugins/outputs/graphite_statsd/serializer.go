@@ -173,6 +173,7 @@ func (s *serializer) finishUnit(dst []byte, start int, v []byte, neg bool) []byt
 		dst = append(dst, '\n')
 	} else {
 		pathEnd := len(dst)
+		statsdName(dst[start:pathEnd])
 		if neg {
 			// A signed gauge value is a change: set 0 first.
 			dst = append(dst, ":0|g"...)
@@ -194,6 +195,19 @@ func (s *serializer) finishUnit(dst []byte, start int, v []byte, neg bool) []byt
 		return dst[:start]
 	}
 	return dst
+}
+
+// statsdName rewrites, in place, the bytes a statsd name cannot hold: ':'
+// separates name from value, '|' the type, '@' the sample rate, and a line
+// break ends the gauge. Each becomes '_', so a server named "web:3" is
+// "web_3" on the statsd wire instead of a broken gauge.
+func statsdName(path []byte) {
+	for i, c := range path {
+		switch c {
+		case ':', '|', '@', '\n', '\r':
+			path[i] = '_'
+		}
+	}
 }
 
 // appendPath appends the sanitised path of field key of series e.

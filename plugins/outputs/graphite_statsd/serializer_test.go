@@ -210,6 +210,25 @@ func TestStatsdUnits(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
+
+	// Names holding statsd's separators keep one well-formed gauge each,
+	// with the default sanitising and with a regexp that lets them through.
+	for _, regexp := range []string{"", `[^a-z0-9.:|@]`} {
+		o = newTestOutput(t, func(o *GraphiteStatsd) {
+			o.Format = "statsd"
+			o.Templates = []string{"proxy.sv.field"}
+			o.GraphiteStrictRegex = regexp
+		})
+		m = metric.New("haproxy", map[string]string{"proxy": "app", "sv": "web:3|x@y"}, map[string]any{"scur": int64(-2)}, ts)
+		got = serialize(o, m)
+		want = []string{"app.web_3_x_y.scur:0|g\napp.web_3_x_y.scur:-2|g\n"}
+		if regexp == "" {
+			want = []string{"app.web_3_x-y.scur:0|g\napp.web_3_x-y.scur:-2|g\n"}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("regexp %q: got %q\nwant %q", regexp, got, want)
+		}
+	}
 }
 
 func TestLongLinesSkipped(t *testing.T) {
