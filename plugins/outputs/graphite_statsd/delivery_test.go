@@ -98,6 +98,12 @@ func startSink(t *testing.T, addr string, behave func(*tcpSink, int, net.Conn)) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveSink(t, ln, behave)
+}
+
+// serveSink records what each connection accepted on ln sends.
+func serveSink(t *testing.T, ln net.Listener, behave func(*tcpSink, int, net.Conn)) *tcpSink {
+	t.Helper()
 	s := &tcpSink{ln: ln, behave: behave}
 	if s.behave == nil {
 		s.behave = readAll

@@ -1,0 +1,173 @@
+package graphite_statsd
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testPKI is a throwaway CA with a server certificate for 127.0.0.1 and a
+// client certificate, written as PEM files.
+type testPKI struct {
+	caFile, clientCert, clientKey string
+	server                        tls.Certificate
+	pool                          *x509.CertPool
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey := newKey(t)
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testPKI{pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
+
+	issue := func(serial int64, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
+		key := newKey(t)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: "127.0.0.1"},
+			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().Add(time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der, key
+	}
+	serverDER, serverKey := issue(2, x509.ExtKeyUsageServerAuth)
+	p.server = tls.Certificate{Certificate: [][]byte{serverDER}, PrivateKey: serverKey}
+	clientDER, clientKey := issue(3, x509.ExtKeyUsageClientAuth)
+	p.clientCert = writePEM(t, dir, "client.pem", "CERTIFICATE", clientDER)
+	keyDER, err := x509.MarshalECPrivateKey(clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.clientKey = writePEM(t, dir, "client-key.pem", "EC PRIVATE KEY", keyDER)
+	return p
+}
+
+func newKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func writePEM(t *testing.T, dir, name, kind string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startTLSSink is a carbon behind TLS; with clientCA set it requires a
+// client certificate signed by it.
+func startTLSSink(t *testing.T, p *testPKI, clientCA *x509.CertPool) *tcpSink {
+	t.Helper()
+	cfg := &tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS12}
+	if clientCA != nil {
+		cfg.ClientCAs = clientCA
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveSink(t, ln, nil)
+}
+
+func TestTLSDelivery(t *testing.T) {
+	p := newTestPKI(t)
+	cases := []struct {
+		name       string
+		clientAuth bool
+		opts       func(*GraphiteStatsd)
+		delivered  bool
+		logged     string // in the log when not delivered
+	}{
+		{"our CA", false, func(o *GraphiteStatsd) { o.TLSCA = p.caFile }, true, ""},
+		{"client certificate", true, func(o *GraphiteStatsd) {
+			o.TLSCA, o.TLSCert, o.TLSKey = p.caFile, p.clientCert, p.clientKey
+		}, true, ""},
+		{"insecure_skip_verify", false, func(o *GraphiteStatsd) { o.InsecureSkipVerify = true }, true, ""},
+		{"system roots do not know the CA", false, func(o *GraphiteStatsd) { o.TLSEnable = true }, false, "certificate"},
+		{"wrong server name", false, func(o *GraphiteStatsd) { o.TLSCA = p.caFile; o.TLSServerName = "carbon.example" }, false, "carbon.example"},
+		// TLS 1.3 finishes the client's handshake before the server checks
+		// its certificate: the refusal shows as an alert or a reset on the
+		// first write, and the metrics are kept either way.
+		{"client certificate missing", true, func(o *GraphiteStatsd) { o.TLSCA = p.caFile }, false, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var clientCA *x509.CertPool
+			if c.clientAuth {
+				clientCA = p.pool
+			}
+			s := startTLSSink(t, p, clientCA)
+			o, logs := newOutput(t, []string{s.ln.Addr().String()}, c.opts)
+			if err := o.Write(seqMetrics(0, 200, t0)); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if err := o.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if !c.delivered {
+				if n := o.Undelivered(); n != 200 {
+					t.Errorf("undelivered = %d, want all 200 reported", n)
+				}
+				if !strings.Contains(logs.String(), c.logged) || !strings.Contains(logs.String(), s.ln.Addr().String()) {
+					t.Errorf("log does not name the server and %q:\n%s", c.logged, logs)
+				}
+				if got := s.lines(); len(got) > 0 {
+					t.Errorf("%d lines reached a server the client should not trust", len(got))
+				}
+				return
+			}
+			if n := o.Undelivered(); n != 0 {
+				t.Errorf("undelivered = %d; log:\n%s", n, logs)
+			}
+			waitFor(t, "200 lines over TLS", func() bool { return len(s.lines()) >= 200 })
+			if got, want := s.lines(), seqLines(0, 200, t0); !slices.Equal(got, want) {
+				t.Errorf("got %d lines, want %d in order; first %q", len(got), len(want), got[:min(3, len(got))])
+			}
+		})
+	}
+}
