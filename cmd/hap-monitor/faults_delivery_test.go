@@ -1,0 +1,420 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// Faults on the Telegraf side (the execd output reading line protocol from
+// stdin) and in delivery (Graphite down, closing connections, nobody on a
+// UDP port), each run through the real binary against servers run here.
+
+// sinkOptions makes a lineSink misbehave.
+type sinkOptions struct {
+	// closeAfter closes each connection once it has read this many lines
+	// (read byte by byte, so nothing past them is taken from the kernel).
+	closeAfter int
+	// pauseAfter stops reading once this many lines arrived in all, until
+	// unpause.
+	pauseAfter int
+}
+
+// lineSink is a TCP Graphite receiver on loopback that records every whole
+// line it reads, in arrival order.
+type lineSink struct {
+	addr   string
+	opts   sinkOptions
+	l      net.Listener
+	resume chan struct{}
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	lines    []string
+	conns    map[net.Conn]bool
+	accepted int
+	stopped  bool
+}
+
+// startSink listens on addr ("127.0.0.1:0" for any port) until stop or the
+// end of the test.
+func startSink(t *testing.T, addr string, opts sinkOptions) *lineSink {
+	t.Helper()
+	var l net.Listener
+	var err error
+	// A port just closed may take a moment to be free again.
+	waitUntil(t, 10*time.Second, "listening on "+addr, func() bool {
+		l, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	s := &lineSink{addr: l.Addr().String(), opts: opts, l: l, resume: make(chan struct{}), conns: map[net.Conn]bool{}}
+	s.wg.Add(1)
+	go s.accept()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *lineSink) accept() {
+	defer s.wg.Done()
+	for {
+		c, err := s.l.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = true
+		s.accepted++
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serve(c)
+	}
+}
+
+func (s *lineSink) serve(c net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+	if s.opts.closeAfter > 0 {
+		s.serveThenClose(c)
+		return
+	}
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return // a partial last line is not a line
+		}
+		if n := s.add(line[:len(line)-1]); s.opts.pauseAfter > 0 && n >= s.opts.pauseAfter {
+			<-s.resume
+		}
+	}
+}
+
+func (s *lineSink) serveThenClose(c net.Conn) {
+	var line []byte
+	b := make([]byte, 1)
+	for n := 0; n < s.opts.closeAfter; {
+		if _, err := c.Read(b); err != nil {
+			return
+		}
+		if b[0] != '\n' {
+			line = append(line, b[0])
+			continue
+		}
+		s.add(string(line))
+		line, n = line[:0], n+1
+	}
+}
+
+func (s *lineSink) add(line string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines = append(s.lines, line)
+	return len(s.lines)
+}
+
+// Lines returns the lines read so far, in arrival order.
+func (s *lineSink) Lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...)
+}
+
+func (s *lineSink) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
+}
+
+// unpause lets a paused sink read again.
+func (s *lineSink) unpause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.resume:
+	default:
+		close(s.resume)
+	}
+}
+
+// stop closes the listener and resets every connection, as a crashed
+// server does: the client learns that unread lines were dropped.
+func (s *lineSink) stop() {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.stopped = true
+	s.l.Close()
+	for c := range s.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.unpause()
+	s.wg.Wait()
+}
+
+// drain waits until every connection has been read to its end.
+func (s *lineSink) drain(t *testing.T) {
+	t.Helper()
+	s.unpause()
+	waitUntil(t, 30*time.Second, "the sink to read every connection to its end", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.conns) == 0
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is the binary running in the background.
+type proc struct {
+	cmd            *exec.Cmd
+	stdin          io.WriteCloser
+	stdout, stderr *syncBuffer
+	done           chan struct{}
+	err            error
+}
+
+func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// wait returns the exit status, failing the test if the process is still
+// running after d.
+func (p *proc) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("still running %s later; killed. stderr:\n%s", d, p.stderr)
+	}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(p.err, &exit):
+		return exit.ExitCode()
+	case p.err != nil:
+		t.Fatalf("waiting for %s: %v", p.cmd.Path, p.err)
+	}
+	return 0
+}
+
+// noPanic fails the test if stderr shows a Go panic or fatal error.
+func noPanic(t *testing.T, stderr string) {
+	t.Helper()
+	for _, s := range []string{"panic:", "goroutine ", "fatal error:"} {
+		if strings.Contains(stderr, s) {
+			t.Fatalf("stderr shows a crash (%q):\n%s", s, stderr)
+		}
+	}
+}
+
+// graphiteOut writes a config with one TCP graphite output to addr.
+func graphiteOut(t *testing.T, dir, addr, extra string) string {
+	t.Helper()
+	return writeFile(t, dir, "out.conf", fmt.Sprintf(`
+[[outputs.graphite_statsd]]
+  servers = [%q]
+  format = "graphite"
+  transport = "tcp"
+  prefix = "f"
+%s`, addr, extra))
+}
+
+// graphiteLine is one plaintext line: path, value, timestamp.
+var graphiteLine = regexp.MustCompile(`^(\S+) (\S+) (\d+)$`)
+
+func truncateForLog(s string) string {
+	if len(s) > 2000 {
+		return s[:2000] + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return s
+}
+
+// outputCase is line protocol fed to the execd output and what the user
+// should see: the warnings (line number -> text), and what reached Graphite
+// (path -> value, all stamped ts).
+type outputCase struct {
+	lines []string
+	warns map[int]string
+	want  map[string]string
+}
+
+// run feeds the lines to the execd output delivering to a fresh sink, and
+// checks the exit status (0: everything that decoded was delivered), the
+// warnings and what arrived.
+func (c outputCase) run(t *testing.T, bin string, ts int64) string {
+	t.Helper()
+	sink := startSink(t, "127.0.0.1:0", sinkOptions{})
+	conf := graphiteOut(t, t.TempDir(), sink.addr, "")
+	_, stderr, code := runBinary(t, bin, strings.Join(c.lines, "\n")+"\n", "-config", conf)
+	noPanic(t, stderr)
+	if code != 0 {
+		t.Errorf("exit %d, want 0 (every line that decoded was delivered); stderr:\n%s", code, truncateForLog(stderr))
+	}
+	for n, text := range c.warns {
+		re := regexp.MustCompile(`(?m)^W! line ` + fmt.Sprint(n) + `: ` + text + `$`)
+		if !re.MatchString(stderr) {
+			t.Errorf("no warning for line %d matching %q; stderr:\n%s", n, text, truncateForLog(stderr))
+		}
+	}
+	got := map[string]string{}
+	for _, l := range sink.Lines() {
+		if len(l) > 16384 {
+			t.Errorf("a %d-byte line was sent to Graphite", len(l))
+		}
+		if !utf8.ValidString(l) {
+			t.Errorf("invalid UTF-8 sent to Graphite: %q", l)
+		}
+		m := graphiteLine.FindStringSubmatch(l)
+		switch {
+		case m == nil:
+			t.Errorf("not a graphite line: %q", truncateForLog(l))
+		case m[3] != fmt.Sprint(ts):
+			t.Errorf("%s: timestamp %s, want %d", m[1], m[3], ts)
+		case got[m[1]] != "":
+			t.Errorf("%s arrived twice", m[1])
+		default:
+			got[m[1]] = m[2]
+		}
+	}
+	for path, v := range c.want {
+		if got[path] != v {
+			t.Errorf("%s = %q, want %q", path, got[path], v)
+		}
+	}
+	for path, v := range got {
+		if _, ok := c.want[path]; !ok {
+			t.Errorf("unexpected %s %s", path, v)
+		}
+	}
+	return stderr
+}
+
+// warnLines counts the W! and E! lines in stderr.
+func warnLines(stderr string) int {
+	return len(regexp.MustCompile(`(?m)^[WE]! `).FindAllStringIndex(stderr, -1))
+}
+
+func TestExecdOutputLongLines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	ts := time.Now().Unix() - 60
+	big := strings.Repeat("x", 64<<10)
+	huge := strings.Repeat("y", 5<<20) // over the 4 MB a line may hold
+	c := outputCase{
+		lines: []string{
+			fmt.Sprintf("lp,host=h,k=a v=1 %d", ts*1e9),
+			// A 64 KB string field: strings have no place in Graphite and
+			// are skipped (README); the line's numeric field still goes.
+			fmt.Sprintf(`lp,host=h,k=b s="%s",v=2 %d`, big, ts*1e9),
+			// A 64 KB tag value makes a 64 KB path: carbon would drop the
+			// connection on it, so that line is skipped with a warning.
+			fmt.Sprintf("lp,host=h,k=%s v=3 %d", big, ts*1e9),
+			fmt.Sprintf("lp,host=h,k=c v=4 %d", ts*1e9),
+			fmt.Sprintf(`lp,host=h,k=d s="%s",v=5 %d`, huge, ts*1e9),
+			fmt.Sprintf("lp,host=h,k=e v=6 %d", ts*1e9),
+		},
+		warns: map[int]string{5: `longer than 4194304 bytes, skipped`},
+		want:  map[string]string{"f.h.a.lp.v": "1", "f.h.b.lp.v": "2", "f.h.c.lp.v": "4", "f.h.e.lp.v": "6"},
+	}
+	stderr := c.run(t, bin, ts)
+	if !regexp.MustCompile(`(?m)^W! \[outputs\.graphite_statsd\] skipped 1 lines longer than 16384 bytes, e\.g\. "f\.h\.xxxx`).MatchString(stderr) {
+		t.Errorf("no warning about the 64 KB Graphite line:\n%s", truncateForLog(stderr))
+	}
+	if n := warnLines(stderr); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, truncateForLog(stderr))
+	}
+}
+
+func TestExecdOutputInvalidUTF8(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	ts := time.Now().Unix() - 60
+	c := outputCase{
+		lines: []string{
+			fmt.Sprintf("lp,host=h,k=a v=1 %d", ts*1e9),
+			fmt.Sprintf("lp,host=h,k=b\xff\xfe v=2 %d", ts*1e9), // tag value
+			fmt.Sprintf("l\xc3p,host=h,k=c v=3 %d", ts*1e9),     // measurement
+			fmt.Sprintf("lp,host=h,k\xff=d v=4 %d", ts*1e9),     // tag key
+			fmt.Sprintf("lp,host=h,k=e v\xff=5 %d", ts*1e9),     // field key
+			// A string value is not checked, and never goes to Graphite.
+			fmt.Sprintf(`lp,host=h,k=f s="\xff",v=6 %d`, ts*1e9),
+			fmt.Sprintf("lp,host=h,k=g v=7 %d", ts*1e9),
+		},
+		warns: map[int]string{
+			2: `column 13: invalid utf-8 sequence in token "b\\xff\\xfe"`,
+			3: `column 1: invalid utf-8 sequence in token "l\\xc3p"`,
+			4: `column 11: invalid utf-8 sequence in token "k\\xff"`,
+			5: `column 15: invalid utf-8 sequence in token "v\\xff"`,
+		},
+		want: map[string]string{"f.h.a.lp.v": "1", "f.h.f.lp.v": "6", "f.h.g.lp.v": "7"},
+	}
+	if stderr := c.run(t, bin, ts); warnLines(stderr) != len(c.warns) {
+		t.Errorf("%d warnings, want %d:\n%s", warnLines(stderr), len(c.warns), stderr)
+	}
+}
