@@ -418,3 +418,102 @@ func TestExecdOutputInvalidUTF8(t *testing.T) {
 		t.Errorf("%d warnings, want %d:\n%s", warnLines(stderr), len(c.warns), stderr)
 	}
 }
+
+func TestExecdOutputBadTypes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	ts := time.Now().Unix() - 60
+	line := func(k, fields string) string { return fmt.Sprintf("lp,host=h,k=%s %s %d", k, fields, ts*1e9) }
+	c := outputCase{
+		lines: []string{
+			line("a", "f=1"),
+			line("b", "f=1x"),
+			line("c", "f=tru"),
+			line("d", `f="unterminated`),
+			line("e", "f=1u"),
+			line("g", "f=18446744073709551615u"),
+			line("h", "f=-1u"),
+			line("i", "f=t,g=F"),
+			line("j", "f=1.5e3,g=-2i"),
+			line("k", "f=1d"),
+			line("l", "f=1"),
+		},
+		warns: map[int]string{
+			2:  `column 17: cannot parse value for field key "f": invalid float value syntax`,
+			3:  `column 17: cannot parse value for field key "f": invalid bool value "tru"`,
+			4:  `column 17: expected closing quote for string field value, found end of input`,
+			7:  `column 17: cannot parse value for field key "f": invalid unsigned integer value syntax`,
+			10: `column 17: cannot parse value for field key "f": invalid float value syntax`,
+		},
+		// Unsigned, boolean, exponent and negative integer values are
+		// valid line protocol and go as plain numbers.
+		want: map[string]string{
+			"f.h.a.lp.f": "1",
+			"f.h.e.lp.f": "1",
+			"f.h.g.lp.f": "18446744073709551615",
+			"f.h.i.lp.f": "1",
+			"f.h.i.lp.g": "0",
+			"f.h.j.lp.f": "1500",
+			"f.h.j.lp.g": "-2",
+			"f.h.l.lp.f": "1",
+		},
+	}
+	if stderr := c.run(t, bin, ts); warnLines(stderr) != len(c.warns) {
+		t.Errorf("%d warnings, want %d:\n%s", warnLines(stderr), len(c.warns), stderr)
+	}
+}
+
+func TestExecdOutputStdinClosedMidLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	ts := time.Now().Unix() - 60
+	// More than a batch (1000) of whole lines, then the writer dies
+	// halfway through the next one: stdin ends without its newline.
+	const whole = 2500
+	for _, cut := range []string{"lp,host=h,k=cut v=", "lp,host=h,k=cut", "lp,host=h,k=cut v=\"abc"} {
+		t.Run(cut, func(t *testing.T) {
+			c := outputCase{want: map[string]string{}}
+			for i := 1; i <= whole; i++ {
+				c.lines = append(c.lines, fmt.Sprintf("lp,host=h,k=p%04d v=%d %d", i, i, ts*1e9))
+				c.want[fmt.Sprintf("f.h.p%04d.lp.v", i)] = fmt.Sprint(i)
+			}
+			sink := startSink(t, "127.0.0.1:0", sinkOptions{})
+			conf := graphiteOut(t, t.TempDir(), sink.addr, "")
+			p := startProc(t, bin, "-config", conf)
+			if _, err := io.WriteString(p.stdin, strings.Join(c.lines, "\n")+"\n"+cut); err != nil {
+				t.Fatal(err)
+			}
+			p.stdin.Close()
+			code := p.wait(t, time.Minute)
+			stderr := p.stderr.String()
+			noPanic(t, stderr)
+			if code != 0 {
+				t.Errorf("exit %d, want 0; stderr:\n%s", code, stderr)
+			}
+			re := regexp.MustCompile(fmt.Sprintf(`(?m)^W! line %d: column \d+: `, whole+1))
+			if !re.MatchString(stderr) || warnLines(stderr) != 1 {
+				t.Errorf("want one warning, for line %d; stderr:\n%s", whole+1, stderr)
+			}
+			got := map[string]string{}
+			for _, l := range sink.Lines() {
+				m := graphiteLine.FindStringSubmatch(l)
+				if m == nil || m[3] != fmt.Sprint(ts) || got[m[1]] != "" {
+					t.Fatalf("bad, late or repeated line %q", l)
+				}
+				got[m[1]] = m[2]
+			}
+			if len(got) != len(c.want) {
+				t.Errorf("%d lines arrived, want %d", len(got), len(c.want))
+			}
+			for path, v := range c.want {
+				if got[path] != v {
+					t.Errorf("%s = %q, want %q", path, got[path], v)
+				}
+			}
+		})
+	}
+}
