@@ -51,6 +51,16 @@ type serializer struct {
 
 	series  map[uint64]*seriesEntry
 	fields  map[string]*fieldEntry
+	// lastKeys and lastFields remember the field entries of the last
+	// metric by position: the next metric of the same input most often
+	// has the same field names in the same order.
+	lastKeys   []string
+	lastFields []*fieldEntry
+	// splitTemplates, parts and bucket serve bucketName.
+	splitTemplates map[string][]string
+	parts          []string
+	bucket         []byte
+
 	ts      []byte
 	tags    []byte
 	scratch []byte
@@ -112,6 +122,8 @@ func newSerializer(o *GraphiteStatsd) (*serializer, error) {
 		telegraf:   tg,
 		series:     make(map[uint64]*seriesEntry),
 		fields:     make(map[string]*fieldEntry),
+
+		splitTemplates: make(map[string][]string),
 	}
 	for i, t := range o.Templates {
 		parts := strings.Fields(t)
@@ -146,7 +158,7 @@ func (s *serializer) appendMetric(dst []byte, m telegraf.Metric, ends *[]int) []
 	} else if s.statsdTags {
 		s.tags = appendDogTags(s.tags[:0], m.TagList())
 	}
-	for _, f := range m.FieldList() {
+	for i, f := range m.FieldList() {
 		start := len(dst)
 		v, neg, ok := appendValue(s.scratch[:0], f.Value)
 		s.scratch = v
@@ -154,7 +166,7 @@ func (s *serializer) appendMetric(dst []byte, m telegraf.Metric, ends *[]int) []
 			s.unusable++
 			continue
 		}
-		dst = s.appendPath(dst, e, f.Key)
+		dst = s.appendPath(dst, e, i, f.Key)
 		dst = s.finishUnit(dst, start, v, neg)
 		if ends != nil && len(dst) > start {
 			*ends = append(*ends, len(dst))
@@ -210,8 +222,9 @@ func statsdName(path []byte) {
 	}
 }
 
-// appendPath appends the sanitised path of field key of series e.
-func (s *serializer) appendPath(dst []byte, e *seriesEntry, key string) []byte {
+// appendPath appends the sanitised path of field key, the metric's i-th,
+// of series e.
+func (s *serializer) appendPath(dst []byte, e *seriesEntry, i int, key string) []byte {
 	if !e.hasField {
 		return append(dst, e.sanFixed...)
 	}
@@ -221,13 +234,29 @@ func (s *serializer) appendPath(dst []byte, e *seriesEntry, key string) []byte {
 		}
 		return append(dst, e.valuePath...)
 	}
-	fe := s.field(key)
+	fe := s.fieldAt(i, key)
 	if !e.simple || !fe.simple || (e.preDot && fe.firstDot) || (fe.lastDot && e.postDot) {
 		return appendStrict(dst, e.pre+key+e.post)
 	}
 	dst = append(dst, e.sanPre...)
 	dst = append(dst, fe.san...)
 	return append(dst, e.sanPost...)
+}
+
+// fieldAt returns the entry of the metric's i-th field, key: the last
+// metric's i-th entry when its key is the same, else the cached one.
+func (s *serializer) fieldAt(i int, key string) *fieldEntry {
+	if i < len(s.lastKeys) && s.lastKeys[i] == key {
+		return s.lastFields[i]
+	}
+	fe := s.field(key)
+	if i < len(s.lastKeys) {
+		s.lastKeys[i], s.lastFields[i] = key, fe
+	} else if i == len(s.lastKeys) && i < 1024 {
+		s.lastKeys = append(s.lastKeys, key)
+		s.lastFields = append(s.lastFields, fe)
+	}
+	return fe
 }
 
 func (s *serializer) field(key string) *fieldEntry {
@@ -268,7 +297,7 @@ func (s *serializer) newEntry(m telegraf.Metric) *seriesEntry {
 	for _, t := range m.TagList() {
 		e.tags = append(e.tags, *t)
 	}
-	e.bucket = graphite.SerializeBucketName(m.Name(), m.Tags(), s.templateFor(m.Name()), s.prefix)
+	e.bucket = s.bucketName(m.Name(), m.TagList(), s.templateFor(m.Name()))
 	if e.bucket == "" {
 		e.empty = true
 		return e
