@@ -134,6 +134,7 @@ type rowSink struct {
 	proxies    map[string]bool // proxies to keep; nil keeps all
 	log        telegraf.Logger
 
+	slabs metricSlabs
 	// Reused between rows: newRowMetric copies them.
 	fields  []telegraf.Field
 	tags    []telegraf.Tag
@@ -205,7 +206,7 @@ func (s *rowSink) add(cells [][]byte) bool {
 	}
 	if len(s.fields) > 0 {
 		slices.SortFunc(s.tags, func(a, b telegraf.Tag) int { return strings.Compare(a.Key, b.Key) })
-		s.acc.AddMetric(newRowMetric("haproxy", s.tags, s.fields, s.ts))
+		s.acc.AddMetric(s.slabs.newRowMetric("haproxy", s.tags, s.fields, s.ts))
 	}
 	return true
 }
