@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -515,5 +517,111 @@ func TestExecdOutputStdinClosedMidLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestExecdOutputSIGTERMMidDeliverySpools(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	// Graphite reads the first lines, then stops reading: the kernel's
+	// buffers fill and a write is left in flight.
+	sink := startSink(t, "127.0.0.1:0", sinkOptions{pauseAfter: 1000})
+	dir := t.TempDir()
+	conf := graphiteOut(t, dir, sink.addr, fmt.Sprintf(`  timeout = "3s"
+  metric_buffer_limit = 1000000
+  spool_dir = %q
+`, dir+"/spool"))
+	const lines = 400000 // about 14 MB of Graphite lines: more than the socket buffers hold
+	ts := time.Now().Unix() - 60
+	var in bytes.Buffer
+	for i := 1; i <= lines; i++ {
+		fmt.Fprintf(&in, "lp,host=h,k=p%06d v=%d %d\n", i, i, ts*1e9)
+	}
+	p := startProc(t, bin, "-config", conf)
+	var fed atomic.Int64
+	go func() {
+		for b := in.Bytes(); len(b) > 0; {
+			n, err := p.stdin.Write(b[:min(len(b), 64<<10)])
+			fed.Add(int64(n))
+			if err != nil {
+				return // the process stopped reading
+			}
+			b = b[n:]
+		}
+		p.stdin.Close()
+	}()
+	waitUntil(t, time.Minute, "the sink to read its first 1000 lines", func() bool { return len(sink.Lines()) >= 1000 })
+	// A process blocked writing to Graphite stops reading stdin.
+	last, since := fed.Load(), time.Now()
+	waitUntil(t, time.Minute, "a write to the stalled sink to block", func() bool {
+		if n := fed.Load(); n != last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) > time.Second
+	})
+	if last == int64(in.Len()) {
+		t.Fatal("all of stdin was read: nothing was left in flight")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	code := p.wait(t, 30*time.Second)
+	t.Logf("exited %d, %s after SIGTERM", code, time.Since(sent).Round(time.Millisecond))
+	stderr := p.stderr.String()
+	t.Logf("stderr:\n%s", stderr)
+	noPanic(t, stderr)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (metrics undelivered, spooled)", code)
+	}
+	saved := regexp.MustCompile(`(?m)^W! \[outputs\.graphite_statsd\] (\d+) undelivered metrics saved to (\S+); the next run sends them first$`).FindStringSubmatch(stderr)
+	if saved == nil {
+		t.Fatal("no warning saying where the undelivered metrics were saved")
+	}
+	if warnLines(stderr) > 6 {
+		t.Errorf("%d error and warning lines for one stalled server", warnLines(stderr))
+	}
+
+	// Graphite catches up on what its socket holds; the next run sends the
+	// spool first.
+	sink.drain(t)
+	first := len(sink.Lines())
+	stdout, stderr2, code2 := runBinary(t, bin, "", "-config", conf)
+	noPanic(t, stderr2)
+	if code2 != 0 {
+		t.Errorf("second run: exit %d, want 0; stderr:\n%s%s", code2, stdout, stderr2)
+	}
+	if !strings.Contains(stderr2, "I! [outputs.graphite_statsd] loaded "+saved[1]+" undelivered metrics from "+saved[2]) {
+		t.Errorf("second run did not load the %s spooled metrics:\n%s", saved[1], stderr2)
+	}
+	all := sink.Lines()
+	if got := fmt.Sprint(len(all) - first); got != saved[1] {
+		t.Errorf("second run delivered %s lines, want the %s spooled", got, saved[1])
+	}
+
+	// Together the runs delivered a whole prefix of the input: all that was
+	// read before the signal, nothing missing in between.
+	seen := make([]bool, lines+1)
+	for _, l := range all {
+		var i, v, at int
+		if _, err := fmt.Sscanf(l, "f.h.p%06d.lp.v %d %d", &i, &v, &at); err != nil || i != v || i < 1 || i > lines || at != int(ts) {
+			t.Fatalf("bad line %q (%v)", l, err)
+		}
+		seen[i] = true
+	}
+	k := 0
+	for k < lines && seen[k+1] {
+		k++
+	}
+	for i := k + 1; i <= lines; i++ {
+		if seen[i] {
+			t.Fatalf("lines 1-%d arrived, then %d is missing but %d arrived", k, k+1, i)
+		}
+	}
+	t.Logf("lines 1-%d of %d delivered across both runs; %d spooled", k, lines, len(all)-first)
+	if k <= 1000 {
+		t.Errorf("only %d lines delivered", k)
 	}
 }
