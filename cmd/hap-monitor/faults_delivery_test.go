@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
 // Faults on the Telegraf side (the execd output reading line protocol from
@@ -625,3 +627,56 @@ func TestExecdOutputSIGTERMMidDeliverySpools(t *testing.T) {
 		t.Errorf("only %d lines delivered", k)
 	}
 }
+
+func TestExecdInputStdinClosedDuringGather(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	const backends, servers = 1000, 10
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{Backends: backends, ServersPerBackend: servers})
+	conf := writeFile(t, t.TempDir(), "in.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n  timeout = \"30s\"\n", h.AdminSocket))
+	// Telegraf asks for a gather and goes away at once: stdin ends while
+	// the gather of 12,000 rows is still being read.
+	p := startProc(t, bin, "-config", conf, "-poll_interval_disabled")
+	if _, err := io.WriteString(p.stdin, "\n"); err != nil {
+		t.Fatal(err)
+	}
+	p.stdin.Close()
+	code := p.wait(t, time.Minute)
+	stdout, stderr := p.stdout.String(), p.stderr.String()
+	noPanic(t, stderr)
+	if code != 0 || stderr != "" {
+		t.Errorf("exit %d, want 0, and nothing logged; stderr:\n%s", code, stderr)
+	}
+	if !strings.HasSuffix(stdout, "\n") {
+		t.Errorf("output ends mid-line: ...%q", stdout[max(0, len(stdout)-100):])
+	}
+	rows := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
+		m := wholeLine.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("not a whole line of line protocol: %q", truncateForLog(l))
+		}
+		if gen := generatedRow.FindString(l); gen != "" {
+			rows[gen]++
+		}
+		rows[m[1]]++
+	}
+	// Every generated proxy has a FRONTEND, a BACKEND and its servers
+	// (besides them, the test bed's own stats proxies).
+	if want := backends * (servers + 2); rows["haproxy"] < want || rows["haproxy_info"] != 1 {
+		t.Errorf("got %d haproxy and %d haproxy_info lines, want %d+ and 1", rows["haproxy"], rows["haproxy_info"], want)
+	}
+	for i := 1; i <= backends; i++ {
+		if n := rows[",proxy="+testbed.GeneratedBackend(i)+","]; n != servers+2 {
+			t.Fatalf("proxy %s: %d lines, want %d", testbed.GeneratedBackend(i), n, servers+2)
+		}
+	}
+}
+
+// wholeLine is a line of the input's line protocol, ending in its timestamp.
+var wholeLine = regexp.MustCompile(`^(haproxy(?:_info)?),.+ \d{19}$`)
+
+// generatedRow finds the proxy tag of a generated proxy's row.
+var generatedRow = regexp.MustCompile(`,proxy=be_\d{4},`)
