@@ -680,3 +680,135 @@ var wholeLine = regexp.MustCompile(`^(haproxy(?:_info)?),.+ \d{19}$`)
 
 // generatedRow finds the proxy tag of a generated proxy's row.
 var generatedRow = regexp.MustCompile(`,proxy=be_\d{4},`)
+
+// pipeline runs hap-monitor every second against h, delivering to the
+// faulty Graphite at addr and to a reference sink that always works; it
+// returns the process and the reference.
+func pipeline(t *testing.T, bin string, h *testbed.HAProxy, addr string) (*proc, *lineSink) {
+	t.Helper()
+	ref := startSink(t, "127.0.0.1:0", sinkOptions{})
+	out := func(server string) string {
+		return fmt.Sprintf("[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"p\"\n  timeout = \"2s\"\n", server)
+	}
+	conf := writeFile(t, t.TempDir(), "pipeline.conf", fmt.Sprintf(`
+[agent]
+  hostname = "ph"
+  flush_interval = "1s"
+[[inputs.haproxy]]
+  servers = [%q]
+%s%s`, h.AdminSocket, out(addr), out(ref.addr)))
+	return startProc(t, bin, "-config", conf, "-poll_interval", "1s"), ref
+}
+
+// series is the path whose timestamps tell the intervals apart.
+const series = "p.ph.1.app_v1.web-1.status.UP"
+
+// stamps returns the distinct timestamps of series in lines, in order of
+// first arrival.
+func stamps(lines []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if m := graphiteLine.FindStringSubmatch(l); m != nil && m[1] == series && !seen[m[3]] {
+			seen[m[3]] = true
+			out = append(out, m[3])
+		}
+	}
+	return out
+}
+
+// caughtUp reports whether the faulty sink holds every interval the
+// reference held when it was called.
+func caughtUp(faulty func() []string, ref *lineSink) func() bool {
+	want := stamps(ref.Lines())
+	return func() bool {
+		got := map[string]bool{}
+		for _, s := range stamps(faulty()) {
+			got[s] = true
+		}
+		for _, s := range want {
+			if !got[s] {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// finish stops the pipeline and checks that the faulty Graphite got every
+// line the reference got (repeats allowed), each interval in order, and
+// that the run ended well.
+func finish(t *testing.T, p *proc, faulty func() []string, ref *lineSink) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code := p.wait(t, time.Minute)
+	stderr := p.stderr.String()
+	t.Logf("exit %d; stderr:\n%s", code, truncateForLog(stderr))
+	noPanic(t, stderr)
+	if code != 0 {
+		t.Errorf("exit %d, want 0: everything was delivered in the end", code)
+	}
+	got, want := map[string]bool{}, map[string]bool{}
+	for _, l := range faulty() {
+		got[l] = true
+	}
+	for _, l := range ref.Lines() {
+		want[l] = true
+	}
+	missing := 0
+	for l := range want {
+		if !got[l] {
+			if missing++; missing <= 5 {
+				t.Errorf("never reached the faulty Graphite: %q", l)
+			}
+		}
+	}
+	for l := range got {
+		if !want[l] {
+			t.Errorf("not sent to the reference: %q", l)
+		}
+	}
+	fs, rs := stamps(faulty()), stamps(ref.Lines())
+	if strings.Join(fs, " ") != strings.Join(rs, " ") {
+		t.Errorf("intervals of %s: faulty Graphite got %q, reference %q", series, fs, rs)
+	}
+	t.Logf("%d intervals, %d lines to the reference, %d (with repeats) to the faulty Graphite, %d missing", len(rs), len(ref.Lines()), len(faulty()), missing)
+	if len(rs) < 4 {
+		t.Errorf("only %d intervals ran", len(rs))
+	}
+}
+
+func TestPipelineGraphiteDownAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
+	addr := closedPort(t)
+	p, ref := pipeline(t, bin, h, addr)
+	waitUntil(t, time.Minute, "three intervals", func() bool { return len(stamps(ref.Lines())) >= 3 })
+	faulty := startSink(t, addr, sinkOptions{})
+	waitUntil(t, time.Minute, "two more intervals", func() bool { return len(stamps(ref.Lines())) >= 5 })
+	waitUntil(t, time.Minute, "Graphite to catch up", caughtUp(faulty.Lines, ref))
+	finish(t, p, faulty.Lines, ref)
+}
+
+func TestPipelineGraphiteDownMidRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
+	faulty := startSink(t, "127.0.0.1:0", sinkOptions{})
+	p, ref := pipeline(t, bin, h, faulty.addr)
+	waitUntil(t, time.Minute, "two intervals delivered", func() bool { return len(stamps(faulty.Lines())) >= 2 })
+	faulty.stop()
+	n := len(stamps(ref.Lines()))
+	waitUntil(t, time.Minute, "two intervals with Graphite down", func() bool { return len(stamps(ref.Lines())) >= n+2 })
+	back := startSink(t, faulty.addr, sinkOptions{})
+	both := func() []string { return append(faulty.Lines(), back.Lines()...) }
+	waitUntil(t, time.Minute, "Graphite to catch up", caughtUp(both, ref))
+	finish(t, p, both, ref)
+}
