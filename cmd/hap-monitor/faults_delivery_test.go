@@ -839,3 +839,155 @@ func TestPipelineCarbonClosesAfterNLines(t *testing.T) {
 		t.Errorf("%d connections: the sink did not close enough of them", faulty.Accepted())
 	}
 }
+
+// udpSink records every datagram sent to it.
+type udpSink struct {
+	addr string
+	mu   sync.Mutex
+	got  [][]byte
+}
+
+func startUDPSink(t *testing.T) *udpSink {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadBuffer(4 << 20) //nolint:errcheck // a smaller buffer only risks drops, which the test reports
+	s := &udpSink{addr: c.LocalAddr().String()}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.got = append(s.got, append([]byte(nil), buf[:n]...))
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return s
+}
+
+func (s *udpSink) datagrams() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.got...)
+}
+
+// closedUDPPort returns a loopback UDP address nothing listens on.
+func closedUDPPort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.LocalAddr().String()
+	c.Close()
+	return addr
+}
+
+func TestOnceUDPToAPortNobodyListensOn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{Backends: 100, ServersPerBackend: 10})
+	for _, format := range []string{"graphite", "statsd"} {
+		t.Run(format, func(t *testing.T) {
+			addr := closedUDPPort(t)
+			conf := writeFile(t, t.TempDir(), "udp.conf", fmt.Sprintf(`
+[[inputs.haproxy]]
+  servers = [%q]
+[[outputs.graphite_statsd]]
+  servers = [%q]
+  format = %q
+  transport = "udp"
+  timeout = "2s"
+`, h.AdminSocket, addr, format))
+			// On loopback the kernel turns the ICMP port unreachable into
+			// ECONNREFUSED on the next send: the loss is seen and reported
+			// (elsewhere UDP loss goes unnoticed).
+			_, stderr, code := runBinary(t, bin, "", "-config", conf, "-once")
+			noPanic(t, stderr)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			lost := regexp.MustCompile(`(?m)^E! \[outputs\.graphite_statsd\] (\d+) metrics were not delivered to \[` + regexp.QuoteMeta(addr) + `\] and are lost$`)
+			if !lost.MatchString(stderr) || !strings.Contains(stderr, "connection refused") {
+				t.Errorf("no error naming %s and the refusal", addr)
+			}
+			if n := warnLines(stderr); n > 6 {
+				t.Errorf("%d error lines for one unreachable server", n)
+			}
+			t.Logf("exit %d; stderr:\n%s", code, stderr)
+		})
+	}
+}
+
+func TestStatsdPacketsFitMaxPacketSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{Backends: 100, ServersPerBackend: 10})
+	gauge := regexp.MustCompile(`^[^:|@\n]+:-?[0-9]+(\.[0-9]+)?\|g$`)
+	counts := map[int]int{}
+	for _, limit := range []int{0, 512} {
+		t.Run(fmt.Sprint("max_packet_size=", limit), func(t *testing.T) {
+			sink := startUDPSink(t)
+			option, want := "", 1432
+			if limit != 0 {
+				option, want = fmt.Sprintf("  max_packet_size = %d\n", limit), limit
+			}
+			conf := writeFile(t, t.TempDir(), "statsd.conf", fmt.Sprintf(`
+[[inputs.haproxy]]
+  servers = [%q]
+[[outputs.graphite_statsd]]
+  servers = [%q]
+  format = "statsd"
+%s`, h.AdminSocket, sink.addr, option))
+			_, stderr, code := runBinary(t, bin, "", "-config", conf, "-once")
+			noPanic(t, stderr)
+			if code != 0 || stderr != "" {
+				t.Fatalf("exit %d, want 0 and nothing logged; stderr:\n%s", code, stderr)
+			}
+			var got [][]byte
+			waitUntil(t, 10*time.Second, "the datagrams to stop coming", func() bool {
+				n := len(got)
+				got = sink.datagrams()
+				return n > 0 && n == len(got)
+			})
+			gauges, full := 0, 0
+			for _, d := range got {
+				if len(d) > want {
+					t.Errorf("a %d-byte datagram, over %d", len(d), want)
+				}
+				if len(d) > want-100 {
+					full++
+				}
+				if !bytes.HasSuffix(d, []byte("\n")) {
+					t.Errorf("datagram ends mid-line: ...%q", d[max(0, len(d)-60):])
+				}
+				for _, l := range strings.Split(strings.TrimSuffix(string(d), "\n"), "\n") {
+					if !gauge.MatchString(l) {
+						t.Errorf("not a whole gauge line: %q", l)
+					}
+					gauges++
+				}
+			}
+			t.Logf("%d datagrams (%d within 100 bytes of the limit), %d gauges", len(got), full, gauges)
+			// 100 x 10 servers, their frontends and backends, dozens of fields each.
+			if gauges < 1200*20 {
+				t.Errorf("only %d gauges arrived", gauges)
+			}
+			counts[limit] = gauges
+		})
+	}
+	// UDP may drop under load, so the counts are reported, not compared.
+	t.Logf("%d gauges in 1432-byte packets, %d in 512-byte ones", counts[0], counts[512])
+}
