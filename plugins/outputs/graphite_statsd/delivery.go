@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -87,6 +88,13 @@ func (o *GraphiteStatsd) confirm() {
 	}
 	t := o.holder
 	err := peek(t.conn)
+	if errors.Is(err, io.EOF) {
+		// Lines that reached the server after its close were reset; a
+		// read still sees only the close.
+		if perr := pendingError(t.conn); perr != nil {
+			err = perr
+		}
+	}
 	switch {
 	case err == nil:
 		o.release(o.unconf)
@@ -122,6 +130,37 @@ func peek(conn net.Conn) error {
 		}
 		return err
 	}
+}
+
+// pendingError returns the error the kernel holds for conn's socket. Once
+// the server has closed its side, reads return EOF, and a reset of lines
+// that arrived after the close shows only here (EPIPE, ECONNRESET).
+func pendingError(conn net.Conn) error {
+	if tc, ok := conn.(*cryptotls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var soErr int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) {
+		soErr, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
+	}); err != nil {
+		return err
+	}
+	if gerr != nil {
+		return gerr
+	}
+	if soErr != 0 {
+		return syscall.Errno(soErr)
+	}
+	return nil
 }
 
 // flush tries to deliver the whole buffer, in order, to the first server
@@ -292,6 +331,9 @@ func (o *GraphiteStatsd) closeAndWait(ctx context.Context, t *target) error {
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF):
+			if perr := pendingError(t.conn); perr != nil {
+				return fmt.Errorf("%s closed before reading everything: %w", t.addr, perr)
+			}
 			return nil
 		default:
 			return fmt.Errorf("waiting for %s to read everything: %w", t.addr, err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -521,4 +522,64 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("statsd defaults: transport %s servers %v", o.Transport, o.Servers)
 	}
 	_ = context.Background
+}
+
+func TestLinesResetAfterTheServerClosedAreResent(t *testing.T) {
+	// The server reads lines 0-9, then closes with nothing unread: a FIN.
+	// Lines 10-19 were on their way (the FIN came in the middle of a
+	// write): its kernel answers them with a reset, which a read of the
+	// connection never shows, as the FIN came first.
+	s := startSink(t, "127.0.0.1:0", readThenClose(10))
+	o, logs := newOutput(t, []string{s.ln.Addr().String()}, nil)
+	o.Write(seqMetrics(0, 10, t0)) //nolint:errcheck // always nil here
+	waitFor(t, "the server to close", func() bool { return s.closedConns() == 1 })
+	o.mu.Lock()
+	conn := o.holder.conn
+	o.confirmedAfter(t, conn)
+	o.accept(seqMetrics(10, 20, t0))
+	n, err := o.sendChunk(context.Background(), conn, o.unconf, false)
+	if err != nil {
+		o.mu.Unlock()
+		t.Fatal(err)
+	}
+	o.unconf += n
+	o.mu.Unlock()
+	waitFor(t, "the reset", func() bool { return tcpState(t, conn) == 7 }) // TCP_CLOSE
+
+	o.Write(seqMetrics(20, 30, t0)) //nolint:errcheck // always nil here
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.lines(), seqLines(0, 30, t0); !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q\nlog:\n%s", got, want, logs)
+	}
+}
+
+// confirmedAfter marks the lines the server read as confirmed, as the next
+// write would, keeping conn: what is sent next is written after the FIN.
+func (o *GraphiteStatsd) confirmedAfter(t *testing.T, conn net.Conn) {
+	t.Helper()
+	o.release(o.unconf)
+	o.unconf = 0
+	if o.holder == nil || o.holder.conn != conn {
+		t.Fatal("the connection is not held")
+	}
+}
+
+// tcpState returns the state of conn's socket (the first byte of Linux's
+// struct tcp_info).
+func tcpState(t *testing.T, conn net.Conn) int {
+	t.Helper()
+	raw, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) {
+		v, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_INFO)
+	}); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	return v & 0xff
 }
