@@ -70,6 +70,10 @@ func (o *GraphiteStatsd) dial(ctx context.Context, t *target) error {
 		conn, err = d.DialContext(ctx, o.Transport, t.addr)
 	}
 	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			return err // it reads "dial tcp ADDR: ..." already
+		}
 		return fmt.Errorf("dial %s %s: %w", o.Transport, t.addr, err)
 	}
 	t.conn = conn

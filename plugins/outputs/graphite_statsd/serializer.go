@@ -49,8 +49,8 @@ type serializer struct {
 	// unusable counts values that cannot be sent (strings, NaN, Inf...).
 	unusable int
 
-	series  map[uint64]*seriesEntry
-	fields  map[string]*fieldEntry
+	series map[uint64]*seriesEntry
+	fields map[string]*fieldEntry
 	// lastKeys and lastFields remember the field entries of the last
 	// metric by position: the next metric of the same input most often
 	// has the same field names in the same order.
