@@ -41,7 +41,16 @@ const (
 	exitUsage   = 2 // bad flags or config: nothing was run
 )
 
+// gcPercent is the collector's target unless GOGC says otherwise. A gather
+// makes much short-lived garbage around little live data; collecting at 3x
+// the live heap rather than 2x costs about 8 MB of peak RSS at 1000x10 and
+// saves about a fifth of the CPU (BENCHMARKS.md).
+const gcPercent = 200
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
