@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+)
+
+// Socket faults through the binary: next to a real HAProxy's socket, a
+// second one misbehaves. The run reports that socket by name, exits 1, and
+// the real one's metrics are all there.
+
+// faultySocket listens on a unix socket in a short temp dir and serves
+// each connection with serve once the command line is read.
+func faultySocket(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "faulty.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				bufio.NewReader(c).ReadString('\n') //nolint:errcheck // a fake
+				serve(c)
+			}()
+		}
+	}()
+	return path
+}
+
+// staleSocket is a socket file nobody listens on: connection refused.
+func staleSocket(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "stale.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	return path
+}
+
+// linesOf returns the line protocol lines of stdout tagged with server.
+func linesOf(stdout, server string) []string {
+	var out []string
+	for _, line := range strings.Split(stdout, "\n") {
+		if strings.Contains(line, ",server="+server+",") || strings.Contains(line, ",server="+server+" ") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func TestSocketFaultsThroughTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
+	answer := recordedAnswer(t)
+	info, stat, _ := strings.Cut(answer, "\n\n")
+	dir := t.TempDir()
+
+	// What the good socket gives alone.
+	alone, stderr, code := runBinary(t, bin, "", "-config", writeFile(t, dir, "alone.conf",
+		fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", h.AdminSocket)), "-test")
+	if code != 0 {
+		t.Fatalf("the good socket alone: exit %d\n%s", code, stderr)
+	}
+	want := len(linesOf(alone, h.AdminSocket))
+
+	// Half the rows, then a row cut in its middle.
+	rows := strings.SplitAfter(stat, "\n")
+	half := len(rows) / 2
+	cut := info + "\n\n" + strings.Join(rows[:half], "") + rows[half][:len(rows[half])/2]
+
+	cases := []struct {
+		name    string
+		socket  func(t *testing.T) string
+		message string // in the E! line naming the socket
+		partial int    // rows of the faulty socket still emitted
+	}{
+		{"stale socket file", staleSocket, "connection refused", 0},
+		{"missing socket", func(t *testing.T) string { return filepath.Join(t.TempDir(), "gone.sock") }, "no such file", 0},
+		{"accepts and never answers", func(t *testing.T) string {
+			return faultySocket(t, func(c net.Conn) { time.Sleep(time.Minute) })
+		}, "timeout 2s", 0},
+		{"one byte a second", func(t *testing.T) string {
+			return faultySocket(t, func(c net.Conn) {
+				for i := 0; i < len(answer); i++ {
+					if _, err := c.Write([]byte{answer[i]}); err != nil {
+						return
+					}
+					time.Sleep(time.Second)
+				}
+			})
+		}, "timeout 2s", 0},
+		{"answer cut mid-row", func(t *testing.T) string {
+			return faultySocket(t, func(c net.Conn) { io.WriteString(c, cut) }) //nolint:errcheck // a fake
+		}, "truncated", half - 1}, // the rows before the cut, less the header
+		{"not CSV", func(t *testing.T) string {
+			return faultySocket(t, func(c net.Conn) { io.WriteString(c, "Unknown command, try 'help'.\n\n") }) //nolint:errcheck // a fake
+		}, "show info", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			faulty := c.socket(t)
+			conf := writeFile(t, t.TempDir(), "two.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q, %q]\n  timeout = \"2s\"\n", faulty, h.AdminSocket))
+			start := time.Now()
+			stdout, stderr, code := runBinary(t, bin, "", "-config", conf, "-test")
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if took := time.Since(start); took > 30*time.Second {
+				t.Errorf("took %s: the timeout did not bound the faulty socket", took)
+			}
+			naming := regexp.MustCompile(`(?m)^E! \[inputs\.haproxy\] .*` + regexp.QuoteMeta(faulty) + `.*` + regexp.QuoteMeta(c.message))
+			if !naming.MatchString(stderr) {
+				t.Errorf("no E! line naming %s with %q:\n%s", faulty, c.message, stderr)
+			}
+			if got := len(linesOf(stdout, h.AdminSocket)); got != want {
+				t.Errorf("the good socket gave %d lines, %d alone", got, want)
+			}
+			if got := len(linesOf(stdout, faulty)); got < c.partial {
+				t.Errorf("the faulty socket gave %d lines, want the %d complete rows before the fault", got, c.partial)
+			}
+		})
+	}
+}
+
+// TestGarbageAnswerMemoryIsBounded: 50 MB of bytes that are no HAProxy
+// answer, without a line break, make one error and no more than a few
+// tens of MB of memory.
+func TestGarbageAnswerMemoryIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	chunk := []byte(strings.Repeat("garbage,", 8192))
+	faulty := faultySocket(t, func(c net.Conn) {
+		for sent := 0; sent < 50<<20; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	conf := writeFile(t, t.TempDir(), "garbage.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n  timeout = \"20s\"\n", faulty))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-config", conf, "-test")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("%v, want exit 1\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), faulty) {
+		t.Errorf("no error naming %s:\n%s", faulty, stderr.String())
+	}
+	maxRSS := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // kB
+	t.Logf("50 MB garbage answer: peak RSS %d MB", maxRSS/1024)
+	if maxRSS > 100<<10 {
+		t.Errorf("peak RSS %d MB reading a garbage answer", maxRSS/1024)
+	}
+}
+
+// TestHAProxyRestartBetweenGathers: the execd input keeps running while
+// HAProxy is stopped and started again on the same socket path; the gather
+// in the gap reports the socket, the next one is whole.
+func TestHAProxyRestartBetweenGathers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
+	conf := writeFile(t, t.TempDir(), "in.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n  timeout = \"2s\"\n", h.AdminSocket))
+	p := startProc(t, bin, "-config", conf, "-poll_interval_disabled")
+	gathers := func() int { return strings.Count(p.stdout.String(), "haproxy_info,") }
+
+	io.WriteString(p.stdin, "\n") //nolint:errcheck // checked by what arrives
+	waitUntil(t, 30*time.Second, "the first gather", func() bool { return gathers() == 1 })
+
+	// Stop HAProxy: the socket file stays, nobody listens.
+	if err := syscall.Kill(h.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "HAProxy to stop", func() bool { return syscall.Kill(h.PID, 0) != nil })
+	io.WriteString(p.stdin, "\n") //nolint:errcheck // checked by what arrives
+	waitUntil(t, 30*time.Second, "an error naming the socket", func() bool {
+		return strings.Contains(p.stderr.String(), "E! [inputs.haproxy] show stat on "+h.AdminSocket)
+	})
+
+	// Start it again with the same configuration and socket path.
+	restart := exec.Command("haproxy", "-f", filepath.Join(h.Dir, "haproxy.cfg"))
+	restart.Dir = h.Dir
+	if out, err := restart.CombinedOutput(); err != nil {
+		t.Fatalf("restarting HAProxy: %v\n%s", err, out)
+	}
+	waitUntil(t, 30*time.Second, "the new HAProxy's pid file", func() bool {
+		b, err := os.ReadFile(filepath.Join(h.Dir, "haproxy.pid"))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid == 0 || pid == h.PID {
+			return false
+		}
+		h.PID = pid // so the test bed stops this one
+		return true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.WaitStatus(ctx, testbed.ScenarioBackend, "web-1", "UP"); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(p.stdin, "\n") //nolint:errcheck // checked by what arrives
+	waitUntil(t, 30*time.Second, "a gather after the restart", func() bool { return gathers() == 2 })
+	if !strings.Contains(p.stdout.String(), "sv=web-1,type=server") {
+		t.Error("no web-1 row after the restart")
+	}
+	p.stdin.Close()
+	if code := p.wait(t, 30*time.Second); code != 0 && code != 1 {
+		t.Errorf("exit %d after stdin closed", code)
+	}
+	noPanic(t, p.stderr.String())
+}
