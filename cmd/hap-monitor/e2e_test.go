@@ -466,23 +466,14 @@ func forward(t *testing.T, addr, to string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.DialTimeout("tcp", to, 5*time.Second)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				io.Copy(up, c)
-			}()
+	go acceptEach(l, func(c net.Conn) {
+		up, err := net.DialTimeout("tcp", to, 5*time.Second)
+		if err != nil {
+			return
 		}
-	}()
+		defer up.Close()
+		io.Copy(up, c)
+	})
 }
 
 func TestExecdInputByHand(t *testing.T) {

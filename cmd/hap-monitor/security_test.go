@@ -40,33 +40,14 @@ type recordingSocket struct {
 
 func startRecordingSocket(t *testing.T, answer string) *recordingSocket {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &recordingSocket{path: filepath.Join(dir, "stats.sock")}
-	l, err := net.Listen("unix", s.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c, answer)
-		}
-	}()
+	s := &recordingSocket{}
+	s.path = unixServer(t, "stats.sock", func(c net.Conn) { s.serve(c, answer) })
 	return s
 }
 
 // serve answers each command of one line as HAProxy does, in order:
 // "show info" with the answer's first part, "show stat" with its second.
 func (s *recordingSocket) serve(c net.Conn, answer string) {
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // a fake
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	if line == "" {

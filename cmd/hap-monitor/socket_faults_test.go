@@ -24,46 +24,60 @@ import (
 // second one misbehaves. The run reports that socket by name, exits 1, and
 // the real one's metrics are all there.
 
-// faultySocket listens on a unix socket in a short temp dir and serves
-// each connection with serve once the command line is read.
-func faultySocket(t *testing.T, serve func(net.Conn)) string {
+// shortTempDir is a temp dir with a path short enough for unix sockets.
+func shortTempDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "hm")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "faulty.sock")
+	return dir
+}
+
+// unixServer listens on a unix socket called name in a short temp dir and
+// serves each connection until the test ends.
+func unixServer(t *testing.T, name string, serve func(net.Conn)) string {
+	t.Helper()
+	path := filepath.Join(shortTempDir(t), name)
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				bufio.NewReader(c).ReadString('\n') //nolint:errcheck // a fake
-				serve(c)
-			}()
-		}
-	}()
+	go acceptEach(l, serve)
 	return path
+}
+
+// acceptEach serves each connection of l in a goroutine of its own, and
+// closes it after, until l is closed.
+func acceptEach(l net.Listener, serve func(net.Conn)) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			serve(c)
+		}()
+	}
+}
+
+// faultySocket is a stats socket that reads the command line, then
+// serves the connection with serve.
+func faultySocket(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	return unixServer(t, "faulty.sock", func(c net.Conn) {
+		bufio.NewReader(c).ReadString('\n') //nolint:errcheck // a fake
+		serve(c)
+	})
 }
 
 // staleSocket is a socket file nobody listens on: connection refused.
 func staleSocket(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "stale.sock")
+	path := filepath.Join(shortTempDir(t), "stale.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)

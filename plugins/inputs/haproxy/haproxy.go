@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -201,7 +202,8 @@ func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator) error {
 	} else {
 		var n int64
 		n, err = querySocket(ctx, ep, h.commands, g.readSocket)
-		if err != nil && ctx.Err() != nil {
+		// The connection's deadline may fire a moment before the context's.
+		if err != nil && (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
 			err = fmt.Errorf("%w (timeout %s, %d bytes read)", err, h.Timeout, n)
 		}
 	}
