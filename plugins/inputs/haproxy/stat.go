@@ -64,6 +64,9 @@ type TruncatedError struct {
 }
 
 func (e *TruncatedError) Error() string {
+	if e.midAnswer {
+		return fmt.Sprintf("row %d left out: %s", e.Row, e.Reason)
+	}
 	if e.Row == 0 {
 		return "answer truncated: " + e.Reason
 	}
