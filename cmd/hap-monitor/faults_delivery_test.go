@@ -483,7 +483,8 @@ func TestExecdOutputStdinClosedMidLine(t *testing.T) {
 	// More than a batch (1000) of whole lines, then the writer dies
 	// halfway through the next one: stdin ends without its newline.
 	const whole = 2500
-	for _, cut := range []string{"lp,host=h,k=cut v=", "lp,host=h,k=cut", "lp,host=h,k=cut v=\"abc"} {
+	// The last cut parses: it is still left out, its value may be short.
+	for _, cut := range []string{"lp,host=h,k=cut v=", "lp,host=h,k=cut", "lp,host=h,k=cut v=\"abc", "lp,host=h,k=cut v=12"} {
 		t.Run(cut, func(t *testing.T) {
 			c := outputCase{want: map[string]string{}}
 			for i := 1; i <= whole; i++ {
@@ -503,7 +504,7 @@ func TestExecdOutputStdinClosedMidLine(t *testing.T) {
 			if code != 0 {
 				t.Errorf("exit %d, want 0; stderr:\n%s", code, stderr)
 			}
-			re := regexp.MustCompile(fmt.Sprintf(`(?m)^W! line %d: column \d+: `, whole+1))
+			re := regexp.MustCompile(fmt.Sprintf(`(?m)^W! line %d: input ended before its line break, skipped`, whole+1))
 			if !re.MatchString(stderr) || warnLines(stderr) != 1 {
 				t.Errorf("want one warning, for line %d; stderr:\n%s", whole+1, stderr)
 			}

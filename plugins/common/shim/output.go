@@ -118,6 +118,13 @@ func readMetrics(r io.Reader, out chan<- telegraf.Metric, log *logger.Logger) {
 	lr := lineReader{r: bufio.NewReaderSize(r, 64*1024), max: MaxLineBytes}
 	for n := 1; ; n++ {
 		line, err := lr.next()
+		if len(line) > 0 && line[len(line)-1] != '\n' && errors.Is(err, io.EOF) {
+			// Telegraf ends every line with a line break: one without is
+			// what a writer that died mid-line leaves, and its value may
+			// be cut short ("v=12" of "v=123").
+			log.Warnf("line %d: input ended before its line break, skipped as possibly cut short", n)
+			return
+		}
 		if line != nil {
 			m, derr := decodeLine(line, time.Now())
 			switch {
