@@ -10,6 +10,11 @@
 // in short temporary directories (os.MkdirTemp("", "hm")) because of the
 // 107-byte socket path limit.
 //
+// Fakes stand in for peers that must misbehave on demand: GraphiteSink (a
+// carbon that stalls, pauses, closes, lingers, reads slowly or crashes),
+// UDPSink, Forwarder and FakeSocket (an HAProxy stats socket), with
+// SyncBuffer for logs read while they are written.
+//
 // The package never imports a plugin of this project, so any package's
 // tests may use it.
 package testbed
