@@ -1,7 +1,6 @@
 package haproxy
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,73 +16,8 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
-
-// socketDir returns a short temp dir for unix sockets, removed at cleanup.
-func socketDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// fakeSocket is a unix socket that reads one command line per connection,
-// records it, and lets serve answer.
-type fakeSocket struct {
-	Path string
-	ln   net.Listener
-
-	mu       sync.Mutex
-	commands []string
-	wg       sync.WaitGroup
-}
-
-func newFakeSocket(t testing.TB, serve func(conn net.Conn, command string)) *fakeSocket {
-	t.Helper()
-	path := filepath.Join(socketDir(t), "fake.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeSocket{Path: path, ln: ln}
-	f.wg.Add(1)
-	go f.acceptLoop(serve)
-	t.Cleanup(func() { ln.Close(); f.wg.Wait() })
-	return f
-}
-
-func (f *fakeSocket) acceptLoop(serve func(net.Conn, string)) {
-	defer f.wg.Done()
-	for {
-		conn, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // test fake
-			line, err := bufio.NewReader(conn).ReadString('\n')
-			if err != nil {
-				return
-			}
-			f.mu.Lock()
-			f.commands = append(f.commands, line)
-			f.mu.Unlock()
-			serve(conn, line)
-		}()
-	}
-}
-
-func (f *fakeSocket) Commands() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.commands...)
-}
 
 // gather runs one Gather and returns its metrics and errors.
 func gather(t testing.TB, h *HAProxy) ([]telegraf.Metric, []error) {
@@ -100,7 +33,7 @@ func gather(t testing.TB, h *HAProxy) ([]telegraf.Metric, []error) {
 // and checks that it is one line of "show" commands.
 func TestOnlyShowCommands(t *testing.T) {
 	answer := readTestdata(t, "haproxy-2.6.12.txt")
-	fake := newFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
+	fake := testbed.NewFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
 	configs := []*HAProxy{
 		{},
 		{KeepFieldNames: true},
@@ -143,9 +76,9 @@ func TestOnlyShowCommands(t *testing.T) {
 func TestHungServerDoesNotDelayOthers(t *testing.T) {
 	answer := readTestdata(t, "haproxy-2.6.12.txt")
 	release := make(chan struct{})
-	hung := newFakeSocket(t, func(net.Conn, string) { <-release })
+	hung := testbed.NewFakeSocket(t, func(net.Conn, string) { <-release })
 	t.Cleanup(func() { close(release) })
-	good := newFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
+	good := testbed.NewFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
 	h := newPlugin(t, &HAProxy{Servers: []string{hung.Path, "socket:" + good.Path}, Timeout: config.Duration(300 * time.Millisecond)})
 	ms, errs := gather(t, h)
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "show stat on "+hung.Path+": ") ||
@@ -179,7 +112,7 @@ func TestFaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFakeSocket(t, func(conn net.Conn, _ string) { conn.Write([]byte(tt.send)) }) //nolint:errcheck // test fake
+			fake := testbed.NewFakeSocket(t, func(conn net.Conn, _ string) { conn.Write([]byte(tt.send)) }) //nolint:errcheck // test fake
 			h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}, Timeout: config.Duration(5 * time.Second)})
 			ms, errs := gather(t, h)
 			if len(errs) != 1 {
@@ -201,7 +134,7 @@ func TestFaults(t *testing.T) {
 func TestGarbageAnswerIsBounded(t *testing.T) {
 	// 50 MB without a newline: the read stops at the line cap.
 	chunk := []byte(strings.Repeat("z", 1<<20))
-	fake := newFakeSocket(t, func(conn net.Conn, _ string) {
+	fake := testbed.NewFakeSocket(t, func(conn net.Conn, _ string) {
 		for i := 0; i < 50; i++ {
 			if _, err := conn.Write(chunk); err != nil {
 				return
@@ -216,7 +149,7 @@ func TestGarbageAnswerIsBounded(t *testing.T) {
 }
 
 func TestMissingSocketAndGlob(t *testing.T) {
-	dir := socketDir(t)
+	dir := testbed.ShortTempDir(t)
 	missing := filepath.Join(dir, "gone.sock")
 	glob := filepath.Join(dir, "*.nomatch")
 	h := newPlugin(t, &HAProxy{Servers: []string{missing, glob}})
@@ -246,7 +179,7 @@ func TestPermissionDenied(t *testing.T) {
 		return
 	}
 	answer := readTestdata(t, "haproxy-2.6.12.txt")
-	fake := newFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
+	fake := testbed.NewFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
 	dir := filepath.Dir(fake.Path)
 	if err := os.Chmod(dir, 0); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
 // testSocketTag is the server tag given to answers read from files.
@@ -22,7 +22,7 @@ const testSocketTag = "/run/haproxy/admin.sock"
 func newPlugin(t testing.TB, h *HAProxy) *HAProxy {
 	t.Helper()
 	if h.Log == nil {
-		h.Log = logger.New(logger.NewSink(&lockedBuffer{}, telegraf.Debug), "inputs.haproxy")
+		h.Log = logger.New(logger.NewSink(&testbed.SyncBuffer{}, telegraf.Debug), "inputs.haproxy")
 	}
 	if err := h.Init(); err != nil {
 		t.Fatalf("Init: %v", err)
@@ -126,22 +126,4 @@ func describeMetric(m telegraf.Metric) string {
 	p, _ := m.GetTag("proxy")
 	s, _ := m.GetTag("sv")
 	return m.Name() + "/" + p + "/" + s
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers (logs).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/influxdata/telegraf"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
 // rowWant is what a user checks on one row's metric.
@@ -282,7 +283,7 @@ func TestNormalizeStatus(t *testing.T) {
 }
 
 func TestUnknownStatusLoggedOnce(t *testing.T) {
-	var logs lockedBuffer
+	var logs testbed.SyncBuffer
 	h := newPlugin(t, &HAProxy{Servers: []string{testSocketTag}, Log: logger.New(logger.NewSink(&logs, telegraf.Debug), "inputs.haproxy")})
 	data := readTestdata(t, "haproxy-3.x.csv")
 	for i := 0; i < 2; i++ {
