@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 
@@ -55,7 +56,7 @@ func RunInput(ctx context.Context, cfg *config.Config, opts InputOptions, stdin 
 		defer t.Stop()
 		tick = t.C
 	}
-	enc := NewEncoder(stdout)
+	enc := lineproto.NewEncoder(stdout)
 	log := logger.New(logs, "")
 	gatherOnce := func() error { return writeGather(g, enc, log) }
 	for {
@@ -106,7 +107,7 @@ func fold(pending <-chan struct{}, tick <-chan time.Time, signals <-chan os.Sign
 
 // writeGather gathers once and writes the metrics to the encoder's writer
 // as they come.
-func writeGather(g *gatherer, enc *Encoder, log *logger.Logger) error {
+func writeGather(g *gatherer, enc *lineproto.Encoder, log *logger.Logger) error {
 	lw := &lineWriter{enc: enc, log: log}
 	g.gather(lw.add)
 	return lw.flush()
@@ -120,7 +121,7 @@ const flushBytes = 256 << 10
 // lineWriter encodes metrics as they come and writes them out in chunks.
 // After a write error it encodes nothing more; flush returns the error.
 type lineWriter struct {
-	enc *Encoder
+	enc *lineproto.Encoder
 	log *logger.Logger
 	err error
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 
@@ -141,7 +142,7 @@ func GatherOnce(cfg *config.Config, w io.Writer, logs *logger.Sink) error {
 		return err
 	}
 	defer g.stop()
-	lw := &lineWriter{enc: NewEncoder(w), log: logger.New(logs, "")}
+	lw := &lineWriter{enc: lineproto.NewEncoder(w), log: logger.New(logs, "")}
 	errs := g.gather(lw.add)
 	if err := lw.flush(); err != nil {
 		return err
