@@ -16,10 +16,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -48,13 +46,13 @@ const (
 const gcPercent = 200
 
 func main() {
+	// First of all: from here on no signal, SIGPIPE included, ends the
+	// process before its outputs have delivered or spooled what they hold.
+	sigs := shim.CatchSignals()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(runWithSignals(context.Background(), sigs, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // options are the parsed flags.
@@ -168,7 +166,17 @@ still delivered), 2 bad usage or configuration.
 `)
 }
 
+// run runs hap-monitor with args, deaf to signals: cancelling ctx stands
+// for SIGTERM.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runWithSignals(ctx, nil, args, stdin, stdout, stderr)
+}
+
+// runWithSignals runs hap-monitor with args and returns its exit status.
+// sigs (from shim.CatchSignals, nil for none) end the run through its
+// normal shutdown; in the execd input mode SIGHUP, SIGUSR1 and SIGUSR2 ask
+// for a gather instead.
+func runWithSignals(ctx context.Context, sigs <-chan os.Signal, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -201,7 +209,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "E! %v\n", err)
 		return exitUsage
 	}
-	if err := o.runMode(ctx, cfg, stdin, stdout, logs); err != nil {
+	if err := o.runMode(ctx, sigs, cfg, stdin, stdout, logs); err != nil {
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(stderr, "E! %v\n", err)
 			return exitUsage
@@ -243,9 +251,12 @@ func (o *options) load(logs *logger.Sink) (*config.Config, error) {
 	return cfg, nil
 }
 
-// runMode runs what the config holds.
-func (o *options) runMode(ctx context.Context, cfg *config.Config, stdin io.Reader, stdout io.Writer, logs *logger.Sink) error {
+// runMode runs what the config holds, until sigs or ctx stop it.
+func (o *options) runMode(ctx context.Context, sigs <-chan os.Signal, cfg *config.Config, stdin io.Reader, stdout io.Writer, logs *logger.Sink) error {
 	hasIn, hasOut := len(cfg.Inputs) > 0, len(cfg.Outputs) > 0
+	execdInput := hasIn && !hasOut && !o.test && !o.once
+	ctx, triggers, release := shim.HandleSignals(ctx, sigs, execdInput, logger.New(logs, ""))
+	defer release()
 	switch {
 	case o.test || (o.once && !hasOut):
 		if !hasIn {
@@ -262,9 +273,7 @@ func (o *options) runMode(ctx context.Context, cfg *config.Config, stdin io.Read
 		}
 		return shim.RunPipeline(ctx, cfg, opts, logs)
 	case hasIn:
-		sigs, stop := shim.TriggerSignals()
-		defer stop()
-		opts := shim.InputOptions{PollInterval: o.pollInterval, Triggers: sigs}
+		opts := shim.InputOptions{PollInterval: o.pollInterval, Triggers: triggers}
 		if o.pollDisabled {
 			opts.PollInterval = 0
 		}
