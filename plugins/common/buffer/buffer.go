@@ -1,0 +1,329 @@
+// Package buffer holds the metrics an output has accepted and not yet
+// delivered, and keeps them across runs in a spool directory.
+//
+// A Buffer never waits on the network: Add takes metrics whatever the
+// output is doing, and what overflows metric_buffer_limit goes to the spool
+// (or, without one, is dropped, counted and logged). The output's delivery
+// moves metrics through three stretches, oldest first:
+//
+//	acknowledged | in flight | pending
+//
+// Take moves pending metrics in flight (written to a connection, fate
+// unknown); Acked moves the oldest in flight to acknowledged (the peer's
+// TCP stack has them); Confirm releases acknowledged metrics for good;
+// Retry puts every acknowledged and in-flight metric back to pending, to be
+// sent again, when a connection turns out to have lost them. Close writes
+// what is left to the spool.
+package buffer
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/influxdata/telegraf"
+)
+
+type entry struct {
+	m telegraf.Metric
+	// spooled marks a metric loaded from a spool file: the file goes once
+	// none of its metrics is left.
+	spooled bool
+}
+
+// Buffer is safe for concurrent use: one goroutine may Add while another
+// delivers.
+type Buffer struct {
+	limit int
+	spool *Spool // nil: overflow is dropped
+	log   telegraf.Logger
+
+	mu        sync.Mutex
+	items     []entry // items[head:] are held, oldest first
+	head      int
+	acked     int // items[head : head+acked]
+	flight    int // items[head+acked : head+acked+flight]
+	fromSpool int // held metrics that came from claimed spool files
+	dropped   int // overflow lost (no spool, or the spool failed)
+	lost      int // held at Close and not spooled
+	ready     chan struct{}
+}
+
+// New returns a buffer of at most limit metrics; spool may be nil.
+func New(limit int, spool *Spool, log telegraf.Logger) *Buffer {
+	return &Buffer{limit: limit, spool: spool, log: log, ready: make(chan struct{}, 1)}
+}
+
+// Ready receives a value after Add, so a delivery loop can wait for work.
+func (b *Buffer) Ready() <-chan struct{} { return b.ready }
+
+// Add appends ms. Past the limit it first confirms acknowledged metrics
+// (the peer has them), then moves the oldest pending metrics to the spool,
+// or drops them when there is no spool; either way it logs how many.
+func (b *Buffer) Add(ms []telegraf.Metric) {
+	if len(ms) == 0 {
+		return
+	}
+	b.mu.Lock()
+	for _, m := range ms {
+		b.items = append(b.items, entry{m: m})
+	}
+	over := b.lenLocked() - b.limit
+	var evicted []telegraf.Metric
+	if over > 0 {
+		n := min(over, b.acked)
+		b.confirmLocked(n)
+		over -= n
+	}
+	if over > 0 {
+		evicted = b.evictLocked(over)
+	}
+	b.mu.Unlock()
+	if len(evicted) > 0 {
+		b.overflowed(evicted)
+	}
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+// evictLocked removes the n oldest pending metrics (never one in flight)
+// and returns them.
+func (b *Buffer) evictLocked(n int) []telegraf.Metric {
+	start := b.head + b.acked + b.flight
+	n = min(n, len(b.items)-start)
+	out := make([]telegraf.Metric, n)
+	for i, e := range b.items[start : start+n] {
+		out[i] = e.m
+		if e.spooled {
+			b.fromSpool--
+		}
+	}
+	b.items = append(b.items[:start], b.items[start+n:]...)
+	return out
+}
+
+// overflowed spools or drops the evicted metrics, and says so.
+func (b *Buffer) overflowed(ms []telegraf.Metric) {
+	if b.spool != nil {
+		n, path, err := b.spool.Write(ms)
+		if err == nil {
+			b.mu.Lock()
+			b.dropped += len(ms) - n
+			b.releaseSpoolIfDone() // evicted spool metrics are in the new file
+			b.mu.Unlock()
+			b.log.Warnf("metric buffer full (metric_buffer_limit = %d): wrote the %d oldest metrics to %s; the next run sends them", b.limit, n, path)
+			return
+		}
+		b.log.Errorf("metric buffer full (metric_buffer_limit = %d): %v; dropped the %d oldest metrics", b.limit, err, len(ms))
+	} else {
+		b.log.Warnf("metric buffer full (metric_buffer_limit = %d): dropped the %d oldest metrics (set spool_dir to keep them)", b.limit, len(ms))
+	}
+	b.mu.Lock()
+	b.dropped += len(ms)
+	b.mu.Unlock()
+}
+
+// Take moves up to max pending metrics in flight and returns them, oldest
+// first; none when nothing is pending.
+func (b *Buffer) Take(max int) []telegraf.Metric {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	start := b.head + b.acked + b.flight
+	n := min(max, len(b.items)-start)
+	if n <= 0 {
+		return nil
+	}
+	out := make([]telegraf.Metric, n)
+	for i, e := range b.items[start : start+n] {
+		out[i] = e.m
+	}
+	b.flight += n
+	return out
+}
+
+// Acked moves the n oldest metrics in flight to acknowledged.
+func (b *Buffer) Acked(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n = min(n, b.flight)
+	b.flight -= n
+	b.acked += n
+}
+
+// Confirm releases the n oldest acknowledged metrics: they are delivered.
+// A negative n releases them all.
+func (b *Buffer) Confirm(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n < 0 || n > b.acked {
+		n = b.acked
+	}
+	b.confirmLocked(n)
+}
+
+// Delivered releases the n oldest metrics in flight at once (UDP: what is
+// sent is delivered).
+func (b *Buffer) Delivered(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n = min(n, b.flight)
+	b.flight -= n
+	b.acked += n
+	b.confirmLocked(n)
+}
+
+func (b *Buffer) confirmLocked(n int) {
+	if n <= 0 {
+		return
+	}
+	for i := b.head; i < b.head+n; i++ {
+		if b.items[i].spooled {
+			b.fromSpool--
+		}
+		b.items[i] = entry{}
+	}
+	b.head += n
+	b.acked -= n
+	b.compactLocked()
+	b.releaseSpoolIfDone()
+}
+
+// compactLocked lets go of the released front of the slice once it is
+// most of it.
+func (b *Buffer) compactLocked() {
+	switch {
+	case b.head == len(b.items):
+		b.items, b.head = b.items[:0:0], 0
+	case b.head > 1024 && b.head > len(b.items)/2:
+		b.items = append([]entry(nil), b.items[b.head:]...)
+		b.head = 0
+	}
+}
+
+func (b *Buffer) releaseSpoolIfDone() {
+	if b.fromSpool == 0 && b.spool != nil {
+		b.spool.Release()
+	}
+}
+
+// Retry puts every acknowledged and in-flight metric back to pending: the
+// connection that carried them failed before the peer confirmed them.
+// It returns how many.
+func (b *Buffer) Retry() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.acked + b.flight
+	b.acked, b.flight = 0, 0
+	return n
+}
+
+// Len is the number of metrics held: acknowledged, in flight and pending.
+func (b *Buffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lenLocked()
+}
+
+func (b *Buffer) lenLocked() int { return len(b.items) - b.head }
+
+// Pending is the number of metrics not yet written anywhere.
+func (b *Buffer) Pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lenLocked() - b.acked - b.flight
+}
+
+// Dropped is the number of metrics lost to overflow.
+func (b *Buffer) Dropped() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dropped
+}
+
+// Undelivered is, after Close, the number of metrics added in this run's
+// life that were not delivered: lost to overflow or at Close, or left in
+// the spool for the next run. Before Close it is the number held.
+func (b *Buffer) Undelivered() int {
+	b.mu.Lock()
+	n := b.dropped + b.lost + b.lenLocked()
+	b.mu.Unlock()
+	if b.spool != nil {
+		n += b.spool.Mine()
+	}
+	return n
+}
+
+// LoadSpool claims the spool files no other run holds, oldest first, as
+// many as fit in the buffer's free room (at least one), and puts their
+// metrics behind what is held. It returns how many metrics it loaded.
+func (b *Buffer) LoadSpool() (int, error) {
+	if b.spool == nil {
+		return 0, nil
+	}
+	b.mu.Lock()
+	room := b.limit - b.lenLocked()
+	b.mu.Unlock()
+	ms, err := b.spool.Claim(room)
+	if len(ms) == 0 {
+		return 0, err
+	}
+	b.mu.Lock()
+	for _, m := range ms {
+		b.items = append(b.items, entry{m: m, spooled: true})
+	}
+	b.fromSpool += len(ms)
+	b.mu.Unlock()
+	return len(ms), err
+}
+
+// Close puts anything acknowledged or in flight back to pending (nobody
+// confirmed it), writes every held metric to the spool (when there is one)
+// and empties the buffer. It returns how many metrics it held and how many
+// of them the spool kept.
+func (b *Buffer) Close() (held, spooled int, err error) {
+	b.mu.Lock()
+	b.acked, b.flight = 0, 0
+	ms := make([]telegraf.Metric, 0, b.lenLocked())
+	for _, e := range b.items[b.head:] {
+		ms = append(ms, e.m)
+	}
+	b.items, b.head, b.fromSpool = nil, 0, 0
+	b.mu.Unlock()
+	if b.spool == nil {
+		b.addLost(len(ms))
+		return len(ms), 0, nil
+	}
+	if len(ms) == 0 {
+		b.spool.Release()
+		return 0, 0, nil
+	}
+	n, path, err := b.spool.Write(ms)
+	if err != nil {
+		// The claimed files still hold their metrics: leave them for the
+		// next run.
+		b.spool.Unclaim()
+		b.addLost(len(ms))
+		return len(ms), 0, err
+	}
+	b.spool.Release()
+	if n < len(ms) {
+		b.addLost(len(ms) - n)
+		b.log.Warnf("spool: %d metrics cannot be written as line protocol and are lost", len(ms)-n)
+	}
+	b.log.Warnf("%d undelivered metrics saved to %s; the next run sends them first", n, path)
+	return len(ms), n, nil
+}
+
+func (b *Buffer) addLost(n int) {
+	b.mu.Lock()
+	b.lost += n
+	b.mu.Unlock()
+}
+
+// String describes the buffer's stretches, for debug logs.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprintf("%d acknowledged, %d in flight, %d pending", b.acked, b.flight, b.lenLocked()-b.acked-b.flight)
+}
