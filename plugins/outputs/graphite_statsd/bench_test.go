@@ -1,17 +1,15 @@
 package graphite_statsd
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
 // numericColumns are 62 numeric show stat columns of HAProxy 2.6.
@@ -53,49 +51,13 @@ func haproxyMetrics(backends, servers int, tm time.Time) []telegraf.Metric {
 	return out
 }
 
-// countingSink reads and counts lines and bytes.
-type countingSink struct {
-	ln           net.Listener
-	lines, bytes atomic.Int64
-}
-
-func startCountingSink(b *testing.B) *countingSink {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &countingSink{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 256<<10)
-				for {
-					n, err := c.Read(buf)
-					s.lines.Add(int64(bytes.Count(buf[:n], []byte{'\n'})))
-					s.bytes.Add(int64(n))
-					if err == io.EOF || err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	b.Cleanup(func() { ln.Close() })
-	return s
-}
-
 // BenchmarkSend1000x10 serialises and sends the 744,000 lines of a
 // 1000 backends x 10 servers HAProxy (12,000 metrics of 62 numbers) to a
 // TCP sink on loopback, per op.
 func BenchmarkSend1000x10(b *testing.B) {
-	sink := startCountingSink(b)
+	sink := testbed.NewGraphiteSink(b, "127.0.0.1:0", testbed.SinkOptions{Keep: testbed.KeepTotals})
 	o := &GraphiteStatsd{
-		Servers:           []string{sink.ln.Addr().String()},
+		Servers:           []string{sink.Addr},
 		Templates:         append([]string(nil), DefaultTemplates...),
 		Prefix:            "my.system.stats.haproxy",
 		MetricBufferLimit: 20000,
@@ -127,10 +89,11 @@ func BenchmarkSend1000x10(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	want := int64(b.N+1) * linesPerOp
 	deadline := time.Now().Add(10 * time.Second)
-	for sink.lines.Load() < want && time.Now().Before(deadline) {
+	for n, _ := sink.Total(); n < want && time.Now().Before(deadline); n, _ = sink.Total() {
 		time.Sleep(time.Millisecond)
 	}
-	if got := sink.lines.Load(); got != want {
+	got, sent := sink.Total()
+	if got != want {
 		b.Fatalf("sink counted %d lines, want %d", got, want)
 	}
 	if n := o.Undelivered(); n != 0 {
@@ -138,7 +101,7 @@ func BenchmarkSend1000x10(b *testing.B) {
 	}
 	lines := float64(b.N) * linesPerOp
 	b.ReportMetric(lines/elapsed.Seconds(), "lines/s")
-	b.ReportMetric(float64(sink.bytes.Load())*float64(b.N)/float64(b.N+1)/elapsed.Seconds(), "bytes/s")
+	b.ReportMetric(float64(sent)*float64(b.N)/float64(b.N+1)/elapsed.Seconds(), "bytes/s")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/lines, "allocs/line")
 }
 

@@ -1,8 +1,6 @@
 package graphite_statsd
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,31 +17,14 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
-
-// logBuffer collects log lines safely.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // newOutput returns an initialised, connected output for servers whose log
 // goes to the returned buffer. Its lines are "seq.<i>.v <i> <time>".
-func newOutput(t *testing.T, servers []string, opts func(*GraphiteStatsd)) (*GraphiteStatsd, *logBuffer) {
+func newOutput(t *testing.T, servers []string, opts func(*GraphiteStatsd)) (*GraphiteStatsd, *testbed.SyncBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testbed.SyncBuffer{}
 	o := &GraphiteStatsd{
 		Servers:    servers,
 		Templates:  []string{"measurement.id.field"},
@@ -82,117 +62,6 @@ func seqLines(from, to int, tm time.Time) []string {
 	return out
 }
 
-// tcpSink is a fake carbon: it records the lines of each connection.
-// behave decides how a connection is served; nil reads to EOF.
-type tcpSink struct {
-	ln     net.Listener
-	mu     sync.Mutex
-	conns  [][]string
-	closed int
-	behave func(s *tcpSink, idx int, c net.Conn)
-	wg     sync.WaitGroup
-}
-
-func startSink(t *testing.T, addr string, behave func(*tcpSink, int, net.Conn)) *tcpSink {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serveSink(t, ln, behave)
-}
-
-// serveSink records what each connection accepted on ln sends.
-func serveSink(t *testing.T, ln net.Listener, behave func(*tcpSink, int, net.Conn)) *tcpSink {
-	t.Helper()
-	s := &tcpSink{ln: ln, behave: behave}
-	if s.behave == nil {
-		s.behave = readAll
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, nil)
-			idx := len(s.conns) - 1
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.behave(s, idx, c)
-				c.Close()
-				s.mu.Lock()
-				s.closed++
-				s.mu.Unlock()
-			}()
-		}
-	}()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *tcpSink) stop() {
-	s.ln.Close()
-}
-
-func (s *tcpSink) add(idx int, line string) {
-	s.mu.Lock()
-	s.conns[idx] = append(s.conns[idx], line)
-	s.mu.Unlock()
-}
-
-func (s *tcpSink) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, c := range s.conns {
-		out = append(out, c...)
-	}
-	return out
-}
-
-func (s *tcpSink) closedConns() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
-func readAll(s *tcpSink, idx int, c net.Conn) {
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		s.add(idx, sc.Text())
-	}
-}
-
-// readThenClose reads n lines a byte at a time (leaving the rest unread
-// in the socket) and closes.
-func readThenClose(n int) func(*tcpSink, int, net.Conn) {
-	return func(s *tcpSink, idx int, c net.Conn) {
-		if idx > 0 {
-			readAll(s, idx, c)
-			return
-		}
-		var line []byte
-		b := make([]byte, 1)
-		for got := 0; got < n; {
-			if _, err := c.Read(b); err != nil {
-				return
-			}
-			if b[0] == '\n' {
-				s.add(idx, string(line))
-				line, got = line[:0], got+1
-				continue
-			}
-			line = append(line, b[0])
-		}
-	}
-}
-
 // freeAddr returns a loopback address nothing listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -220,8 +89,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 var t0 = time.Unix(1700000000, 0)
 
 func TestDeliversInOrderAndReusesTheConnection(t *testing.T) {
-	s := startSink(t, "127.0.0.1:0", nil)
-	o, _ := newOutput(t, []string{s.ln.Addr().String()}, nil)
+	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
+	o, _ := newOutput(t, []string{s.Addr}, nil)
 	for i := 0; i < 5; i++ {
 		if err := o.Write(seqMetrics(i*100, i*100+100, t0)); err != nil {
 			t.Fatal(err)
@@ -230,10 +99,10 @@ func TestDeliversInOrderAndReusesTheConnection(t *testing.T) {
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.lines(), seqLines(0, 500, t0); !slices.Equal(got, want) {
+	if got, want := s.Lines(), seqLines(0, 500, t0); !slices.Equal(got, want) {
 		t.Fatalf("got %d lines, want %d in order", len(got), len(want))
 	}
-	if n := len(s.conns); n != 1 {
+	if n := s.Accepted(); n != 1 {
 		t.Fatalf("%d connections for 5 writes, want 1", n)
 	}
 	if n := o.Undelivered(); n != 0 {
@@ -253,10 +122,10 @@ func TestRefusedThenBackLosesNothing(t *testing.T) {
 	if err := o.Write(seqMetrics(50, 80, t0)); err != nil {
 		t.Fatal(err)
 	}
-	s := startSink(t, addr, nil)
+	s := testbed.NewGraphiteSink(t, addr, testbed.SinkOptions{})
 	waitFor(t, "the buffered metrics to arrive", func() bool {
 		o.Write(nil) //nolint:errcheck // always nil here
-		return len(s.lines()) >= 80
+		return len(s.Lines()) >= 80
 	})
 	if err := o.Write(seqMetrics(80, 100, t0)); err != nil {
 		t.Fatal(err)
@@ -264,7 +133,7 @@ func TestRefusedThenBackLosesNothing(t *testing.T) {
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.lines(), seqLines(0, 100, t0); !slices.Equal(got, want) {
+	if got, want := s.Lines(), seqLines(0, 100, t0); !slices.Equal(got, want) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
 	if n := o.Undelivered(); n != 0 {
@@ -285,10 +154,8 @@ func TestBackoffPacesRetries(t *testing.T) {
 }
 
 func TestServerThatNeverReadsTimesOut(t *testing.T) {
-	hold := make(chan struct{})
-	t.Cleanup(func() { close(hold) })
-	s := startSink(t, "127.0.0.1:0", func(_ *tcpSink, _ int, _ net.Conn) { <-hold })
-	o, logs := newOutput(t, []string{s.ln.Addr().String()}, func(o *GraphiteStatsd) {
+	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{Stalled: true})
+	o, logs := newOutput(t, []string{s.Addr}, func(o *GraphiteStatsd) {
 		o.Timeout = config.Duration(300 * time.Millisecond)
 	})
 	done := make(chan struct{})
@@ -311,31 +178,30 @@ func TestServerThatNeverReadsTimesOut(t *testing.T) {
 }
 
 func TestServerClosingBetweenWritesLosesNothing(t *testing.T) {
-	s := startSink(t, "127.0.0.1:0", readThenClose(30))
-	o, _ := newOutput(t, []string{s.ln.Addr().String()}, nil)
+	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{CloseAfter: 30, Faulty: 1})
+	o, _ := newOutput(t, []string{s.Addr}, nil)
 	o.Write(seqMetrics(0, 30, t0)) //nolint:errcheck // always nil here
-	waitFor(t, "the server to close", func() bool { return s.closedConns() == 1 })
+	waitFor(t, "the server to close", func() bool { return s.Closed() == 1 })
 	o.Write(seqMetrics(30, 60, t0)) //nolint:errcheck // always nil here
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.lines(), seqLines(0, 60, t0); !slices.Equal(got, want) {
+	if got, want := s.Lines(), seqLines(0, 60, t0); !slices.Equal(got, want) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }
 
 func TestServerClosingMidBatchIsResent(t *testing.T) {
-	s := startSink(t, "127.0.0.1:0", readThenClose(10))
-	o, logs := newOutput(t, []string{s.ln.Addr().String()}, nil)
+	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{CloseAfter: 10, Faulty: 1})
+	o, logs := newOutput(t, []string{s.Addr}, nil)
 	o.Write(seqMetrics(0, 30, t0)) //nolint:errcheck // always nil here
-	waitFor(t, "the server to close", func() bool { return s.closedConns() == 1 })
+	waitFor(t, "the server to close", func() bool { return s.Closed() == 1 })
 	o.Write(seqMetrics(30, 60, t0)) //nolint:errcheck // always nil here
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
-	first, second := s.conns[0], s.conns[1]
-	s.mu.Unlock()
+	conns := s.Conns()
+	first, second := conns[0], conns[1]
 	if want := seqLines(0, 10, t0); !slices.Equal(first, want) {
 		t.Fatalf("first connection got %q, want %q", first, want)
 	}
@@ -347,13 +213,13 @@ func TestServerClosingMidBatchIsResent(t *testing.T) {
 }
 
 func TestFailoverInOrder(t *testing.T) {
-	s := startSink(t, "127.0.0.1:0", nil)
-	o, _ := newOutput(t, []string{freeAddr(t), s.ln.Addr().String()}, nil)
+	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
+	o, _ := newOutput(t, []string{freeAddr(t), s.Addr}, nil)
 	o.Write(seqMetrics(0, 10, t0)) //nolint:errcheck // always nil here
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.lines(), seqLines(0, 10, t0); !slices.Equal(got, want) {
+	if got, want := s.Lines(), seqLines(0, 10, t0); !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
@@ -365,11 +231,11 @@ func TestBufferLimitDropsOldest(t *testing.T) {
 	if !strings.Contains(logs.String(), "W! [outputs.graphite_statsd] metric buffer full (metric_buffer_limit = 5): dropped the 3 oldest metrics") {
 		t.Fatalf("no drop warning:\n%s", logs)
 	}
-	s := startSink(t, addr, nil)
+	s := testbed.NewGraphiteSink(t, addr, testbed.SinkOptions{})
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.lines(), seqLines(3, 8, t0); !slices.Equal(got, want) {
+	if got, want := s.Lines(), seqLines(3, 8, t0); !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	if n := o.Undelivered(); n != 3 {
@@ -396,14 +262,14 @@ func TestSpoolCarriesUndeliveredToTheNextRun(t *testing.T) {
 		t.Fatalf("spool files: %v, want one", files)
 	}
 
-	s := startSink(t, addr, nil)
+	s := testbed.NewGraphiteSink(t, addr, testbed.SinkOptions{})
 	second, _ := newOutput(t, []string{addr}, spool)
 	second.Write(seqMetrics(40, 50, t0)) //nolint:errcheck // always nil here
 	if err := second.Close(); err != nil {
 		t.Fatal(err)
 	}
 	want := append(seqLines(0, 40, old), seqLines(40, 50, t0)...)
-	if got := s.lines(); !slices.Equal(got, want) {
+	if got := s.Lines(); !slices.Equal(got, want) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
 	if n := second.Undelivered(); n != 0 {
@@ -529,10 +395,10 @@ func TestLinesResetAfterTheServerClosedAreResent(t *testing.T) {
 	// Lines 10-19 were on their way (the FIN came in the middle of a
 	// write): its kernel answers them with a reset, which a read of the
 	// connection never shows, as the FIN came first.
-	s := startSink(t, "127.0.0.1:0", readThenClose(10))
-	o, logs := newOutput(t, []string{s.ln.Addr().String()}, nil)
+	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{CloseAfter: 10, Faulty: 1})
+	o, logs := newOutput(t, []string{s.Addr}, nil)
 	o.Write(seqMetrics(0, 10, t0)) //nolint:errcheck // always nil here
-	waitFor(t, "the server to close", func() bool { return s.closedConns() == 1 })
+	waitFor(t, "the server to close", func() bool { return s.Closed() == 1 })
 	o.mu.Lock()
 	conn := o.holder.conn
 	o.confirmedAfter(t, conn)
@@ -550,7 +416,7 @@ func TestLinesResetAfterTheServerClosedAreResent(t *testing.T) {
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.lines(), seqLines(0, 30, t0); !slices.Equal(got, want) {
+	if got, want := s.Lines(), seqLines(0, 30, t0); !slices.Equal(got, want) {
 		t.Fatalf("got %q\nwant %q\nlog:\n%s", got, want, logs)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
 // testPKI is a throwaway CA with a server certificate for 127.0.0.1 and a
@@ -100,18 +102,14 @@ func writePEM(t *testing.T, dir, name, kind string, der []byte) string {
 
 // startTLSSink is a carbon behind TLS; with clientCA set it requires a
 // client certificate signed by it.
-func startTLSSink(t *testing.T, p *testPKI, clientCA *x509.CertPool) *tcpSink {
+func startTLSSink(t *testing.T, p *testPKI, clientCA *x509.CertPool) *testbed.GraphiteSink {
 	t.Helper()
 	cfg := &tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS12}
 	if clientCA != nil {
 		cfg.ClientCAs = clientCA
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serveSink(t, ln, nil)
+	return testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{TLS: cfg})
 }
 
 func TestTLSDelivery(t *testing.T) {
@@ -142,7 +140,7 @@ func TestTLSDelivery(t *testing.T) {
 				clientCA = p.pool
 			}
 			s := startTLSSink(t, p, clientCA)
-			o, logs := newOutput(t, []string{s.ln.Addr().String()}, c.opts)
+			o, logs := newOutput(t, []string{s.Addr}, c.opts)
 			if err := o.Write(seqMetrics(0, 200, t0)); err != nil {
 				t.Fatalf("Write: %v", err)
 			}
@@ -153,10 +151,10 @@ func TestTLSDelivery(t *testing.T) {
 				if n := o.Undelivered(); n != 200 {
 					t.Errorf("undelivered = %d, want all 200 reported", n)
 				}
-				if !strings.Contains(logs.String(), c.logged) || !strings.Contains(logs.String(), s.ln.Addr().String()) {
+				if !strings.Contains(logs.String(), c.logged) || !strings.Contains(logs.String(), s.Addr) {
 					t.Errorf("log does not name the server and %q:\n%s", c.logged, logs)
 				}
-				if got := s.lines(); len(got) > 0 {
+				if got := s.Lines(); len(got) > 0 {
 					t.Errorf("%d lines reached a server the client should not trust", len(got))
 				}
 				return
@@ -164,8 +162,8 @@ func TestTLSDelivery(t *testing.T) {
 			if n := o.Undelivered(); n != 0 {
 				t.Errorf("undelivered = %d; log:\n%s", n, logs)
 			}
-			waitFor(t, "200 lines over TLS", func() bool { return len(s.lines()) >= 200 })
-			if got, want := s.lines(), seqLines(0, 200, t0); !slices.Equal(got, want) {
+			waitFor(t, "200 lines over TLS", func() bool { return len(s.Lines()) >= 200 })
+			if got, want := s.Lines(), seqLines(0, 200, t0); !slices.Equal(got, want) {
 				t.Errorf("got %d lines, want %d in order; first %q", len(got), len(want), got[:min(3, len(got))])
 			}
 		})
