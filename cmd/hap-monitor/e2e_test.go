@@ -359,7 +359,7 @@ func TestCronSpoolsWhileGraphiteIsDown(t *testing.T) {
 	// The spool belongs to the configured servers: graphite comes back at
 	// the same address, a forwarder to a real carbon.
 	carbon := testbed.NewCarbon(t)
-	forward(t, down, carbon.TCPAddr)
+	testbed.NewForwarder(t, down, carbon.TCPAddr)
 	_, stderr, code = runBinary(t, bin, "", "-config", conf(down), "-once")
 	if code != 0 {
 		t.Fatalf("run with graphite up: exit %d, want 0; stderr:\n%s", code, stderr)
@@ -455,25 +455,6 @@ func somePaths(c *testbed.Carbon) string {
 		return fmt.Sprintf("carbon has %d paths, first %q", len(paths), paths[:20])
 	}
 	return fmt.Sprintf("carbon has %q", paths)
-}
-
-// forward listens on addr until the test ends and relays each connection
-// to the address to.
-func forward(t *testing.T, addr, to string) {
-	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go acceptEach(l, func(c net.Conn) {
-		up, err := net.DialTimeout("tcp", to, 5*time.Second)
-		if err != nil {
-			return
-		}
-		defer up.Close()
-		io.Copy(up, c)
-	})
 }
 
 func TestExecdInputByHand(t *testing.T) {

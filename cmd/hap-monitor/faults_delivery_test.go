@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -24,209 +23,18 @@ import (
 // stdin) and in delivery (Graphite down, closing connections, nobody on a
 // UDP port), each run through the real binary against servers run here.
 
-// sinkOptions makes a lineSink misbehave.
-type sinkOptions struct {
-	// closeAfter closes each connection once it has read this many lines
-	// (nothing past them is taken from the kernel).
-	closeAfter int
-	// pauseAfter stops reading once this many lines arrived in all, until
-	// unpause.
-	pauseAfter int
-}
-
-// lineSink is a TCP Graphite receiver on loopback that records every whole
-// line it reads, in arrival order.
-type lineSink struct {
-	addr   string
-	opts   sinkOptions
-	l      net.Listener
-	resume chan struct{}
-	wg     sync.WaitGroup
-
-	mu       sync.Mutex
-	lines    []string
-	conns    map[net.Conn]bool
-	accepted int
-	stopped  bool
-}
-
-// startSink listens on addr ("127.0.0.1:0" for any port) until stop or the
-// end of the test.
-func startSink(t *testing.T, addr string, opts sinkOptions) *lineSink {
-	t.Helper()
-	var l net.Listener
-	var err error
-	// A port just closed may take a moment to be free again.
-	waitUntil(t, 10*time.Second, "listening on "+addr, func() bool {
-		l, err = net.Listen("tcp", addr)
-		return err == nil
-	})
-	s := &lineSink{addr: l.Addr().String(), opts: opts, l: l, resume: make(chan struct{}), conns: map[net.Conn]bool{}}
-	s.wg.Add(1)
-	go s.accept()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *lineSink) accept() {
-	defer s.wg.Done()
-	for {
-		c, err := s.l.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.stopped {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = true
-		s.accepted++
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.serve(c)
-	}
-}
-
-func (s *lineSink) serve(c net.Conn) {
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		c.Close()
-	}()
-	if s.opts.closeAfter > 0 {
-		s.serveThenClose(c)
-		return
-	}
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return // a partial last line is not a line
-		}
-		if n := s.add(line[:len(line)-1]); s.opts.pauseAfter > 0 && n >= s.opts.pauseAfter {
-			<-s.resume
-		}
-	}
-}
-
-func (s *lineSink) serveThenClose(c net.Conn) {
-	var line []byte
-	buf := make([]byte, s.opts.closeAfter)
-	for left := s.opts.closeAfter; left > 0; {
-		// A line is at least its newline: reading no more bytes than
-		// lines left never takes anything past the last one.
-		n, err := c.Read(buf[:left])
-		for _, b := range buf[:n] {
-			if b != '\n' {
-				line = append(line, b)
-				continue
-			}
-			s.add(string(line))
-			line, left = line[:0], left-1
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (s *lineSink) add(line string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lines = append(s.lines, line)
-	return len(s.lines)
-}
-
-// Lines returns the lines read so far, in arrival order.
-func (s *lineSink) Lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.lines...)
-}
-
-func (s *lineSink) Accepted() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.accepted
-}
-
-// unpause lets a paused sink read again.
-func (s *lineSink) unpause() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	select {
-	case <-s.resume:
-	default:
-		close(s.resume)
-	}
-}
-
-// stop closes the listener and resets every connection, as a crashed
-// server does: the client learns that unread lines were dropped.
-func (s *lineSink) stop() {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return
-	}
-	s.stopped = true
-	s.l.Close()
-	for c := range s.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0)
-		}
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.unpause()
-	s.wg.Wait()
-}
-
-// drain waits until every connection has been read to its end.
-func (s *lineSink) drain(t *testing.T) {
-	t.Helper()
-	s.unpause()
-	waitUntil(t, 30*time.Second, "the sink to read every connection to its end", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return len(s.conns) == 0
-	})
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is the binary running in the background.
 type proc struct {
 	cmd            *exec.Cmd
 	stdin          io.WriteCloser
-	stdout, stderr *syncBuffer
+	stdout, stderr *testbed.SyncBuffer
 	done           chan struct{}
 	err            error
 }
 
 func startProc(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(bin, args...), stdout: &testbed.SyncBuffer{}, stderr: &testbed.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
@@ -266,6 +74,16 @@ func (p *proc) wait(t *testing.T, d time.Duration) int {
 		t.Fatalf("waiting for %s: %v", p.cmd.Path, p.err)
 	}
 	return 0
+}
+
+// drain waits up to 30 s for s to read every connection to its end.
+func drain(t *testing.T, s *testbed.GraphiteSink) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // noPanic fails the test if stderr shows a Go panic or fatal error.
@@ -314,8 +132,8 @@ type outputCase struct {
 // warnings and what arrived.
 func (c outputCase) run(t *testing.T, bin string, ts int64) string {
 	t.Helper()
-	sink := startSink(t, "127.0.0.1:0", sinkOptions{})
-	conf := graphiteOut(t, t.TempDir(), sink.addr, "")
+	sink := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
+	conf := graphiteOut(t, t.TempDir(), sink.Addr, "")
 	_, stderr, code := runBinary(t, bin, strings.Join(c.lines, "\n")+"\n", "-config", conf)
 	noPanic(t, stderr)
 	if code != 0 {
@@ -491,8 +309,8 @@ func TestExecdOutputStdinClosedMidLine(t *testing.T) {
 				c.lines = append(c.lines, fmt.Sprintf("lp,host=h,k=p%04d v=%d %d", i, i, ts*1e9))
 				c.want[fmt.Sprintf("f.h.p%04d.lp.v", i)] = fmt.Sprint(i)
 			}
-			sink := startSink(t, "127.0.0.1:0", sinkOptions{})
-			conf := graphiteOut(t, t.TempDir(), sink.addr, "")
+			sink := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
+			conf := graphiteOut(t, t.TempDir(), sink.Addr, "")
 			p := startProc(t, bin, "-config", conf)
 			if _, err := io.WriteString(p.stdin, strings.Join(c.lines, "\n")+"\n"+cut); err != nil {
 				t.Fatal(err)
@@ -535,9 +353,9 @@ func TestExecdOutputSIGTERMMidDeliverySpools(t *testing.T) {
 	bin := hapMonitor(t)
 	// Graphite reads the first lines, then stops reading: the kernel's
 	// buffers fill and a write is left in flight.
-	sink := startSink(t, "127.0.0.1:0", sinkOptions{pauseAfter: 1000})
+	sink := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{PauseAfter: 1000})
 	dir := t.TempDir()
-	conf := graphiteOut(t, dir, sink.addr, fmt.Sprintf(`  timeout = "3s"
+	conf := graphiteOut(t, dir, sink.Addr, fmt.Sprintf(`  timeout = "3s"
   metric_buffer_limit = 1000000
   spool_dir = %q
 `, dir+"/spool"))
@@ -594,7 +412,7 @@ func TestExecdOutputSIGTERMMidDeliverySpools(t *testing.T) {
 
 	// Graphite catches up on what its socket holds; the next run sends the
 	// spool first.
-	sink.drain(t)
+	drain(t, sink)
 	first := len(sink.Lines())
 	stdout, stderr2, code2 := runBinary(t, bin, "", "-config", conf)
 	noPanic(t, stderr2)
@@ -690,9 +508,9 @@ var generatedRow = regexp.MustCompile(`,proxy=be_\d{4},`)
 // pipeline runs hap-monitor every second against h, delivering to the
 // faulty Graphite at addr and to a reference sink that always works; it
 // returns the process and the reference.
-func pipeline(t *testing.T, bin string, h *testbed.HAProxy, addr string) (*proc, *lineSink) {
+func pipeline(t *testing.T, bin string, h *testbed.HAProxy, addr string) (*proc, *testbed.GraphiteSink) {
 	t.Helper()
-	ref := startSink(t, "127.0.0.1:0", sinkOptions{})
+	ref := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
 	out := func(server string) string {
 		return fmt.Sprintf("[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"p\"\n  timeout = \"2s\"\n", server)
 	}
@@ -702,7 +520,7 @@ func pipeline(t *testing.T, bin string, h *testbed.HAProxy, addr string) (*proc,
   flush_interval = "1s"
 [[inputs.haproxy]]
   servers = [%q]
-%s%s`, h.AdminSocket, out(addr), out(ref.addr)))
+%s%s`, h.AdminSocket, out(addr), out(ref.Addr)))
 	return startProc(t, bin, "-config", conf, "-poll_interval", "1s"), ref
 }
 
@@ -725,7 +543,7 @@ func stamps(lines []string) []string {
 
 // caughtUp reports whether the faulty sink holds every interval the
 // reference held when it was called.
-func caughtUp(faulty func() []string, ref *lineSink) func() bool {
+func caughtUp(faulty func() []string, ref *testbed.GraphiteSink) func() bool {
 	want := stamps(ref.Lines())
 	return func() bool {
 		got := map[string]bool{}
@@ -744,7 +562,7 @@ func caughtUp(faulty func() []string, ref *lineSink) func() bool {
 // finish stops the pipeline and checks that the faulty Graphite got every
 // line the reference got (repeats allowed), each interval in order, and
 // that the run ended well.
-func finish(t *testing.T, p *proc, faulty func() []string, ref *lineSink) {
+func finish(t *testing.T, p *proc, faulty func() []string, ref *testbed.GraphiteSink) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -795,7 +613,7 @@ func TestPipelineGraphiteDownAtStart(t *testing.T) {
 	addr := closedPort(t)
 	p, ref := pipeline(t, bin, h, addr)
 	waitUntil(t, time.Minute, "three intervals", func() bool { return len(stamps(ref.Lines())) >= 3 })
-	faulty := startSink(t, addr, sinkOptions{})
+	faulty := testbed.NewGraphiteSink(t, addr, testbed.SinkOptions{})
 	waitUntil(t, time.Minute, "two more intervals", func() bool { return len(stamps(ref.Lines())) >= 5 })
 	waitUntil(t, time.Minute, "Graphite to catch up", caughtUp(faulty.Lines, ref))
 	finish(t, p, faulty.Lines, ref)
@@ -807,13 +625,13 @@ func TestPipelineGraphiteDownMidRun(t *testing.T) {
 	}
 	bin := hapMonitor(t)
 	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
-	faulty := startSink(t, "127.0.0.1:0", sinkOptions{})
-	p, ref := pipeline(t, bin, h, faulty.addr)
+	faulty := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
+	p, ref := pipeline(t, bin, h, faulty.Addr)
 	waitUntil(t, time.Minute, "two intervals delivered", func() bool { return len(stamps(faulty.Lines())) >= 2 })
-	faulty.stop()
+	faulty.Stop()
 	n := len(stamps(ref.Lines()))
 	waitUntil(t, time.Minute, "two intervals with Graphite down", func() bool { return len(stamps(ref.Lines())) >= n+2 })
-	back := startSink(t, faulty.addr, sinkOptions{})
+	back := testbed.NewGraphiteSink(t, faulty.Addr, testbed.SinkOptions{})
 	both := func() []string { return append(faulty.Lines(), back.Lines()...) }
 	waitUntil(t, time.Minute, "Graphite to catch up", caughtUp(both, ref))
 	finish(t, p, both, ref)
@@ -826,61 +644,22 @@ func TestPipelineCarbonClosesAfterNLines(t *testing.T) {
 	bin := hapMonitor(t)
 	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
 	// How many lines one interval sends.
-	probe := startSink(t, "127.0.0.1:0", sinkOptions{})
-	conf := writeFile(t, t.TempDir(), "once.conf", fmt.Sprintf("[agent]\n  hostname = \"ph\"\n[[inputs.haproxy]]\n  servers = [%q]\n[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"p\"\n", h.AdminSocket, probe.addr))
+	probe := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
+	conf := writeFile(t, t.TempDir(), "once.conf", fmt.Sprintf("[agent]\n  hostname = \"ph\"\n[[inputs.haproxy]]\n  servers = [%q]\n[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"p\"\n", h.AdminSocket, probe.Addr))
 	if _, stderr, code := runBinary(t, bin, "", "-config", conf, "-once"); code != 0 {
 		t.Fatalf("probe run: exit %d: %s", code, stderr)
 	}
 	perInterval := len(probe.Lines())
 	// Each connection takes an interval and a half, then is closed with
 	// lines unread (a reset): every other delivery is cut halfway.
-	faulty := startSink(t, "127.0.0.1:0", sinkOptions{closeAfter: perInterval * 3 / 2})
-	p, ref := pipeline(t, bin, h, faulty.addr)
+	faulty := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{CloseAfter: perInterval * 3 / 2})
+	p, ref := pipeline(t, bin, h, faulty.Addr)
 	waitUntil(t, time.Minute, "five intervals", func() bool { return len(stamps(ref.Lines())) >= 5 })
 	waitUntil(t, time.Minute, "Graphite to catch up", caughtUp(faulty.Lines, ref))
 	finish(t, p, faulty.Lines, ref)
 	if faulty.Accepted() < 3 {
 		t.Errorf("%d connections: the sink did not close enough of them", faulty.Accepted())
 	}
-}
-
-// udpSink records every datagram sent to it.
-type udpSink struct {
-	addr string
-	mu   sync.Mutex
-	got  [][]byte
-}
-
-func startUDPSink(t *testing.T) *udpSink {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadBuffer(4 << 20) //nolint:errcheck // a smaller buffer only risks drops, which the test reports
-	s := &udpSink{addr: c.LocalAddr().String()}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1<<16)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.got = append(s.got, append([]byte(nil), buf[:n]...))
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { c.Close(); <-done })
-	return s
-}
-
-func (s *udpSink) datagrams() [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([][]byte(nil), s.got...)
 }
 
 // closedUDPPort returns a loopback UDP address nothing listens on.
@@ -943,7 +722,7 @@ func TestStatsdPacketsFitMaxPacketSize(t *testing.T) {
 	counts := map[int]int{}
 	for _, limit := range []int{0, 512} {
 		t.Run(fmt.Sprint("max_packet_size=", limit), func(t *testing.T) {
-			sink := startUDPSink(t)
+			sink := testbed.NewUDPSink(t)
 			option, want := "", 1432
 			if limit != 0 {
 				option, want = fmt.Sprintf("  max_packet_size = %d\n", limit), limit
@@ -954,7 +733,7 @@ func TestStatsdPacketsFitMaxPacketSize(t *testing.T) {
 [[outputs.graphite_statsd]]
   servers = [%q]
   format = "statsd"
-%s`, h.AdminSocket, sink.addr, option))
+%s`, h.AdminSocket, sink.Addr, option))
 			_, stderr, code := runBinary(t, bin, "", "-config", conf, "-once")
 			noPanic(t, stderr)
 			if code != 0 || stderr != "" {
@@ -963,7 +742,7 @@ func TestStatsdPacketsFitMaxPacketSize(t *testing.T) {
 			var got [][]byte
 			waitUntil(t, 10*time.Second, "the datagrams to stop coming", func() bool {
 				n := len(got)
-				got = sink.datagrams()
+				got = sink.Datagrams()
 				return n > 0 && n == len(got)
 			})
 			gauges, full := 0, 0

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,88 +29,6 @@ func soakDuration(t *testing.T) time.Duration {
 		t.Fatalf("HAP_MONITOR_SOAK=%q: want a Go duration of at least 10s", v)
 	}
 	return d
-}
-
-// countingSink is a Graphite plaintext receiver that keeps counts only:
-// lines per timestamp, and how many times a marker path arrived per
-// timestamp (one per gather).
-type countingSink struct {
-	ln     net.Listener
-	marker []byte
-	mu     sync.Mutex
-	lines  map[int64]int
-	marks  map[int64]int
-	bad    int
-	badEx  string
-	wg     sync.WaitGroup
-}
-
-func startCountingSink(t *testing.T, marker string) *countingSink {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &countingSink{ln: ln, marker: []byte(marker), lines: map[int64]int{}, marks: map[int64]int{}}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				s.read(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
-	return s
-}
-
-func (s *countingSink) read(c net.Conn) {
-	r := bufio.NewReaderSize(c, 1<<16)
-	lines, marks := map[int64]int{}, map[int64]int{}
-	flush := func() {
-		s.mu.Lock()
-		for ts, n := range lines {
-			s.lines[ts] += n
-		}
-		for ts, n := range marks {
-			s.marks[ts] += n
-		}
-		s.mu.Unlock()
-		clear(lines)
-		clear(marks)
-	}
-	defer flush()
-	for n := 0; ; n++ {
-		line, err := r.ReadSlice('\n')
-		if err != nil {
-			return
-		}
-		line = line[:len(line)-1]
-		sp := bytes.LastIndexByte(line, ' ')
-		ts, perr := strconv.ParseInt(string(line[sp+1:]), 10, 64)
-		if sp < 0 || perr != nil {
-			s.mu.Lock()
-			s.bad++
-			s.badEx = string(line)
-			s.mu.Unlock()
-			continue
-		}
-		lines[ts]++
-		if path, _, _ := bytes.Cut(line, []byte(" ")); bytes.HasSuffix(path, s.marker) {
-			marks[ts]++
-		}
-		if n%100_000 == 0 {
-			flush()
-		}
-	}
 }
 
 // procSample is one reading of a process's resources.
@@ -179,7 +94,7 @@ func TestPipelineSoak(t *testing.T) {
 	d := soakDuration(t)
 	bin := hapMonitor(t)
 	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{Backends: 1000, ServersPerBackend: 10, Checks: true})
-	sink := startCountingSink(t, ".be_0500.srv_05.status.UP")
+	sink := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{Keep: testbed.KeepCounts, Marker: ".be_0500.srv_05.status.UP"})
 	dir := t.TempDir()
 	conf := writeFile(t, dir, "soak.conf", fmt.Sprintf(`
 [[inputs.haproxy]]
@@ -189,7 +104,7 @@ func TestPipelineSoak(t *testing.T) {
 [[outputs.graphite_statsd]]
   servers = [%q]
   prefix = "soak"
-`, h.AdminSocket, sink.ln.Addr().String()))
+`, h.AdminSocket, sink.Addr))
 
 	stderrPath := filepath.Join(dir, "stderr")
 	stderr, err := os.Create(stderrPath)
@@ -242,8 +157,8 @@ func TestPipelineSoak(t *testing.T) {
 	}
 	// Let the sink read what was sent before the exit.
 	time.Sleep(500 * time.Millisecond)
-	sink.ln.Close()
-	sink.wg.Wait()
+	drain(t, sink)
+	counts := sink.Counts()
 
 	logs, _ := os.ReadFile(stderrPath)
 	for _, line := range strings.Split(string(logs), "\n") {
@@ -251,15 +166,13 @@ func TestPipelineSoak(t *testing.T) {
 			t.Errorf("error logged: %s", line)
 		}
 	}
-	checkIntervals(t, sink, d)
+	checkIntervals(t, counts, d)
 	early, late := checkFlat(t, samples)
 
-	sink.mu.Lock()
 	gathers := 0
-	for _, n := range sink.marks {
+	for _, n := range counts.Marks {
 		gathers += n
 	}
-	sink.mu.Unlock()
 	rss := make([]int, len(samples))
 	for i, s := range samples {
 		rss[i] = s.rssKB
@@ -274,16 +187,14 @@ func TestPipelineSoak(t *testing.T) {
 // checkIntervals asserts every interval arrived whole: as many gathers as
 // seconds run (less a little for start and stop), each with about the
 // same number of lines.
-func checkIntervals(t *testing.T, sink *countingSink, d time.Duration) {
+func checkIntervals(t *testing.T, sink testbed.SinkCounts, d time.Duration) {
 	t.Helper()
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	if sink.bad > 0 {
-		t.Errorf("%d malformed lines, e.g. %q", sink.bad, sink.badEx)
+	if sink.Malformed > 0 {
+		t.Errorf("%d malformed lines, e.g. %q", sink.Malformed, sink.MalformedExample)
 	}
 	var stamps []int64
 	gathers := 0
-	for ts, n := range sink.marks {
+	for ts, n := range sink.Marks {
 		stamps = append(stamps, ts)
 		gathers += n
 	}
@@ -297,19 +208,19 @@ func checkIntervals(t *testing.T, sink *countingSink, d time.Duration) {
 	// A gather of 1000x10 with every field is about 827,000 lines; two
 	// gathers may share a second. Each second's lines must be that many
 	// per gather in it, give or take the odd field a row has or lacks.
-	per := sink.lines[stamps[0]] / sink.marks[stamps[0]]
+	per := sink.Lines[stamps[0]] / sink.Marks[stamps[0]]
 	if per < 800_000 {
 		t.Errorf("first interval: %d lines per gather, want about 827,000", per)
 	}
 	for _, ts := range stamps {
-		n, g := sink.lines[ts], sink.marks[ts]
+		n, g := sink.Lines[ts], sink.Marks[ts]
 		if lo, hi := g*per*99/100, g*per*101/100; n < lo || n > hi {
 			t.Errorf("second %d: %d lines for %d gathers, want %d each (1%%)", ts, n, g, per)
 		}
 	}
-	for ts := range sink.lines {
-		if sink.marks[ts] == 0 {
-			t.Errorf("second %d: %d lines without the marker series: a gather arrived in part", ts, sink.lines[ts])
+	for ts := range sink.Lines {
+		if sink.Marks[ts] == 0 {
+			t.Errorf("second %d: %d lines without the marker series: a gather arrived in part", ts, sink.Lines[ts])
 		}
 	}
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,61 +27,19 @@ func recordedAnswer(t *testing.T) string {
 	return string(b)
 }
 
-// recordingSocket is a unix stats socket that records each command line
-// written to it and answers with a fixed text.
-type recordingSocket struct {
-	path string
-	mu   sync.Mutex
-	cmds []string
-}
-
-func startRecordingSocket(t *testing.T, answer string) *recordingSocket {
-	t.Helper()
-	s := &recordingSocket{}
-	s.path = unixServer(t, "stats.sock", func(c net.Conn) { s.serve(c, answer) })
-	return s
-}
-
-// serve answers each command of one line as HAProxy does, in order:
-// "show info" with the answer's first part, "show stat" with its second.
-func (s *recordingSocket) serve(c net.Conn, answer string) {
-	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // a fake
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	if line == "" {
-		return
-	}
-	s.mu.Lock()
-	s.cmds = append(s.cmds, line)
-	s.mu.Unlock()
-	info, stat, _ := strings.Cut(answer, "\n\n")
-	for _, cmd := range strings.Split(strings.TrimSpace(line), ";") {
-		part := stat
-		if cmd == "show info" {
-			part = info + "\n\n"
-		}
-		c.Write([]byte(part)) //nolint:errcheck // a fake
-	}
-}
-
-func (s *recordingSocket) commands() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.cmds...)
-}
-
 func TestEveryModeWritesOnlyShowCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
 	bin := hapMonitor(t)
-	sock := startRecordingSocket(t, recordedAnswer(t))
-	sink := startSink(t, "127.0.0.1:0", sinkOptions{})
-	udp := startUDPSink(t)
+	sock := testbed.NewFakeSocket(t, testbed.AnswerCommands(recordedAnswer(t)))
+	sink := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
+	udp := testbed.NewUDPSink(t)
 	dir := t.TempDir()
 	input := func(extra string) string {
-		return fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n%s\n", sock.path, extra)
+		return fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n%s\n", sock.Path, extra)
 	}
-	output := fmt.Sprintf("[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"sec\"\n", sink.addr)
+	output := fmt.Sprintf("[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"sec\"\n", sink.Addr)
 	cases := []struct {
 		name  string
 		stdin string
@@ -106,20 +61,20 @@ func TestEveryModeWritesOnlyShowCommands(t *testing.T) {
 			return []string{"-config", writeFile(t, dir, "once.conf", input("")+output), "-once"}
 		}},
 		{"original's command line, Graphite over TCP", "", func() []string {
-			return []string{"--backend", sink.addr + "::sec", "--type", "G", "--protocol", "tcp", "--sockets", sock.path, sock.path}
+			return []string{"--backend", sink.Addr + "::sec", "--type", "G", "--protocol", "tcp", "--sockets", sock.Path, sock.Path}
 		}},
 		{"original's command line, statsd", "", func() []string {
-			return []string{"--backend", udp.addr + "::sec", "--sockets", sock.path, "--verbose"}
+			return []string{"--backend", udp.Addr + "::sec", "--sockets", sock.Path, "--verbose"}
 		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := len(sock.commands())
+			before := len(sock.Commands())
 			stdout, stderr, code := runBinary(t, bin, c.stdin, c.args()...)
 			if code != 0 {
 				t.Fatalf("exit %d\nstdout: %.300s\nstderr:\n%s", code, stdout, stderr)
 			}
-			cmds := sock.commands()[before:]
+			cmds := sock.Commands()[before:]
 			if len(cmds) == 0 {
 				t.Fatal("nothing was asked of the socket")
 			}
@@ -143,7 +98,7 @@ func TestUserLevelSocketAcrossModes(t *testing.T) {
 	}
 	bin := hapMonitor(t)
 	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
-	sink := startSink(t, "127.0.0.1:0", sinkOptions{})
+	sink := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
 	dir := t.TempDir()
 	conf := writeFile(t, dir, "user.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", h.UserSocket))
 
@@ -168,11 +123,11 @@ func TestUserLevelSocketAcrossModes(t *testing.T) {
 		}
 	}
 
-	_, stderr, code = runBinary(t, bin, "", "--backend", sink.addr+"::user", "--type", "G", "--protocol", "tcp", "--sockets", h.UserSocket)
+	_, stderr, code = runBinary(t, bin, "", "--backend", sink.Addr+"::user", "--type", "G", "--protocol", "tcp", "--sockets", h.UserSocket)
 	if code != 0 || stderr != "" {
 		t.Fatalf("original's command line on a level user socket: exit %d, stderr:\n%s", code, stderr)
 	}
-	sink.drain(t)
+	drain(t, sink)
 	want := "user." + shortHost(t) + ".1.app_v1.web-1.status.UP 1 "
 	for _, line := range sink.Lines() {
 		if strings.HasPrefix(line, want) {
@@ -209,9 +164,9 @@ func TestTamperedNamesCannotInjectLines(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	bin := hapMonitor(t)
-	sock := startRecordingSocket(t, tamperedAnswer(t))
+	sock := testbed.NewFakeSocket(t, testbed.AnswerCommands(tamperedAnswer(t)))
 	dir := t.TempDir()
-	input := fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", sock.path)
+	input := fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", sock.Path)
 	host := shortHost(t)
 
 	t.Run("line protocol", func(t *testing.T) {
@@ -276,13 +231,13 @@ func TestTamperedNamesCannotInjectLines(t *testing.T) {
 		{"graphite with tags", "  graphite_tag_support = true\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sink := startSink(t, "127.0.0.1:0", sinkOptions{})
-			conf := writeFile(t, dir, "g.conf", input+fmt.Sprintf("[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"sec\"\n%s", sink.addr, tc.extra))
+			sink := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
+			conf := writeFile(t, dir, "g.conf", input+fmt.Sprintf("[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"sec\"\n%s", sink.Addr, tc.extra))
 			_, stderr, code := runBinary(t, bin, "", "-config", conf, "-once")
 			if code != 0 {
 				t.Fatalf("exit %d\n%s", code, stderr)
 			}
-			sink.drain(t)
+			drain(t, sink)
 			lines := sink.Lines()
 			if len(lines) < 100 {
 				t.Fatalf("%d lines", len(lines))
@@ -314,15 +269,15 @@ func TestTamperedNamesCannotInjectLines(t *testing.T) {
 	}
 
 	t.Run("statsd", func(t *testing.T) {
-		udp := startUDPSink(t)
-		_, stderr, code := runBinary(t, bin, "", "--backend", udp.addr+"::sec", "--sockets", sock.path)
+		udp := testbed.NewUDPSink(t)
+		_, stderr, code := runBinary(t, bin, "", "--backend", udp.Addr+"::sec", "--sockets", sock.Path)
 		if code != 0 {
 			t.Fatalf("exit %d\n%s", code, stderr)
 		}
 		gauge := regexp.MustCompile(`^[^:|@\s]+:-?[0-9.]+\|g$`)
 		var n, evil int
-		waitUntil(t, 10*time.Second, "statsd datagrams", func() bool { return len(udp.datagrams()) > 0 })
-		for _, d := range udp.datagrams() {
+		waitUntil(t, 10*time.Second, "statsd datagrams", func() bool { return len(udp.Datagrams()) > 0 })
+		for _, d := range udp.Datagrams() {
 			for _, line := range strings.Split(strings.TrimSuffix(string(d), "\n"), "\n") {
 				n++
 				if !gauge.MatchString(line) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -23,69 +22,6 @@ import (
 // Socket faults through the binary: next to a real HAProxy's socket, a
 // second one misbehaves. The run reports that socket by name, exits 1, and
 // the real one's metrics are all there.
-
-// shortTempDir is a temp dir with a path short enough for unix sockets.
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// unixServer listens on a unix socket called name in a short temp dir and
-// serves each connection until the test ends.
-func unixServer(t *testing.T, name string, serve func(net.Conn)) string {
-	t.Helper()
-	path := filepath.Join(shortTempDir(t), name)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go acceptEach(l, serve)
-	return path
-}
-
-// acceptEach serves each connection of l in a goroutine of its own, and
-// closes it after, until l is closed.
-func acceptEach(l net.Listener, serve func(net.Conn)) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			serve(c)
-		}()
-	}
-}
-
-// faultySocket is a stats socket that reads the command line, then
-// serves the connection with serve.
-func faultySocket(t *testing.T, serve func(net.Conn)) string {
-	t.Helper()
-	return unixServer(t, "faulty.sock", func(c net.Conn) {
-		bufio.NewReader(c).ReadString('\n') //nolint:errcheck // a fake
-		serve(c)
-	})
-}
-
-// staleSocket is a socket file nobody listens on: connection refused.
-func staleSocket(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(shortTempDir(t), "stale.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.SetUnlinkOnClose(false)
-	l.Close()
-	return path
-}
 
 // linesOf returns the line protocol lines of stdout tagged with server.
 func linesOf(stdout, server string) []string {
@@ -127,26 +63,26 @@ func TestSocketFaultsThroughTheBinary(t *testing.T) {
 		message string // in the E! line naming the socket
 		partial int    // rows of the faulty socket still emitted
 	}{
-		{"stale socket file", staleSocket, "connection refused", 0},
+		{"stale socket file", func(t *testing.T) string { return testbed.StaleSocket(t) }, "connection refused", 0},
 		{"missing socket", func(t *testing.T) string { return filepath.Join(t.TempDir(), "gone.sock") }, "no such file", 0},
 		{"accepts and never answers", func(t *testing.T) string {
-			return faultySocket(t, func(c net.Conn) { time.Sleep(time.Minute) })
+			return testbed.NewFakeSocket(t, func(c net.Conn, _ string) { io.Copy(io.Discard, c) }).Path //nolint:errcheck // a fake
 		}, "timeout 2s", 0},
 		{"one byte a second", func(t *testing.T) string {
-			return faultySocket(t, func(c net.Conn) {
+			return testbed.NewFakeSocket(t, func(c net.Conn, _ string) {
 				for i := 0; i < len(answer); i++ {
 					if _, err := c.Write([]byte{answer[i]}); err != nil {
 						return
 					}
 					time.Sleep(time.Second)
 				}
-			})
+			}).Path
 		}, "timeout 2s", 0},
 		{"answer cut mid-row", func(t *testing.T) string {
-			return faultySocket(t, func(c net.Conn) { io.WriteString(c, cut) }) //nolint:errcheck // a fake
+			return testbed.NewFakeSocket(t, func(c net.Conn, _ string) { io.WriteString(c, cut) }).Path //nolint:errcheck // a fake
 		}, "truncated", half - 1}, // the rows before the cut, less the header
 		{"not CSV", func(t *testing.T) string {
-			return faultySocket(t, func(c net.Conn) { io.WriteString(c, "Unknown command, try 'help'.\n\n") }) //nolint:errcheck // a fake
+			return testbed.NewFakeSocket(t, func(c net.Conn, _ string) { io.WriteString(c, "Unknown command, try 'help'.\n\n") }).Path //nolint:errcheck // a fake
 		}, "show info", 0},
 	}
 	for _, c := range cases {
@@ -186,7 +122,7 @@ func TestGarbageAnswerMemoryIsBounded(t *testing.T) {
 	info, stat, _ := strings.Cut(recordedAnswer(t), "\n\n")
 	header, _, _ := strings.Cut(stat, "\n")
 	rows := []byte(strings.Repeat("garbage,\xff\x00,;|\n", 4096))
-	faulty := faultySocket(t, func(c net.Conn) {
+	faulty := testbed.NewFakeSocket(t, func(c net.Conn, _ string) {
 		io.WriteString(c, info+"\n\n"+header+"\n") //nolint:errcheck // a fake
 		for sent := 0; sent < 50<<20; sent += len(rows) {
 			if _, err := c.Write(rows); err != nil {
@@ -194,7 +130,7 @@ func TestGarbageAnswerMemoryIsBounded(t *testing.T) {
 			}
 		}
 		io.WriteString(c, "\n") //nolint:errcheck // a fake
-	})
+	}).Path
 	conf := writeFile(t, t.TempDir(), "garbage.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n  timeout = \"30s\"\n", faulty))
 	p := startProc(t, bin, "-config", conf, "-test")
 	p.stdin.Close()
