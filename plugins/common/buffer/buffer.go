@@ -19,9 +19,14 @@ package buffer
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/influxdata/telegraf"
 )
+
+// roomPoll is how often an Add waiting for room asks delivery to look
+// at what the peer acknowledged.
+const roomPoll = 10 * time.Millisecond
 
 type entry struct {
 	m telegraf.Metric
@@ -46,24 +51,99 @@ type Buffer struct {
 	dropped   int // overflow lost (no spool, or the spool failed)
 	lost      int // held at Close and not spooled
 	ready     chan struct{}
+
+	// While delivery makes progress, a full buffer makes Add wait for
+	// room rather than spool or drop: a slow peer that keeps reading
+	// loses nothing. patience is how long progress may pause; 0 never
+	// waits.
+	patience time.Duration
+	progress time.Time // when the peer last took data
+	healthy  bool      // no failure since that progress
+	room     chan struct{}
 }
 
 // New returns a buffer of at most limit metrics; spool may be nil.
 func New(limit int, spool *Spool, log telegraf.Logger) *Buffer {
-	return &Buffer{limit: limit, spool: spool, log: log, ready: make(chan struct{}, 1)}
+	return &Buffer{
+		limit: limit, spool: spool, log: log,
+		ready: make(chan struct{}, 1), room: make(chan struct{}, 1),
+		// A new buffer gives delivery patience to show progress.
+		progress: time.Now(), healthy: true,
+	}
+}
+
+// WaitForRoom makes a full buffer's Add wait for room while delivery
+// reports Progress at least every patience, instead of spooling or
+// dropping at once.
+func (b *Buffer) WaitForRoom(patience time.Duration) {
+	b.mu.Lock()
+	b.patience = patience
+	b.mu.Unlock()
+}
+
+// Progress tells the buffer that the peer took data just now.
+func (b *Buffer) Progress() {
+	b.mu.Lock()
+	b.progress, b.healthy = time.Now(), true
+	b.mu.Unlock()
+}
+
+// Failed tells the buffer that delivery failed: Add stops waiting for
+// room until the next Progress.
+func (b *Buffer) Failed() {
+	b.mu.Lock()
+	b.healthy = false
+	b.mu.Unlock()
+	b.signalRoom()
+}
+
+func (b *Buffer) signalRoom() {
+	select {
+	case b.room <- struct{}{}:
+	default:
+	}
+}
+
+// waitForRoomLocked waits, b.mu held, while n more metrics do not fit and
+// delivery is making progress.
+func (b *Buffer) waitForRoomLocked(n int) {
+	for {
+		used := b.lenLocked() - b.acked // acknowledged ones make room at once
+		if used == 0 || used+n <= b.limit || !b.healthy || b.patience <= 0 {
+			return
+		}
+		wait := b.patience - time.Since(b.progress)
+		if wait <= 0 {
+			return
+		}
+		b.mu.Unlock()
+		// Delivery learns what the peer acknowledged when it runs: ask
+		// it to, again and again while waiting.
+		b.signalReady()
+		t := time.NewTimer(min(wait, roomPoll))
+		select {
+		case <-b.room:
+		case <-t.C:
+		}
+		t.Stop()
+		b.mu.Lock()
+	}
 }
 
 // Ready receives a value after Add, so a delivery loop can wait for work.
 func (b *Buffer) Ready() <-chan struct{} { return b.ready }
 
-// Add appends ms. Past the limit it first confirms acknowledged metrics
-// (the peer has them), then moves the oldest pending metrics to the spool,
-// or drops them when there is no spool; either way it logs how many.
+// Add appends ms. When they do not fit and delivery is making progress
+// (see WaitForRoom), it waits for room. Past the limit it then confirms
+// acknowledged metrics (the peer has them), then moves the oldest pending
+// metrics to the spool, or drops them when there is no spool; either way
+// it logs how many.
 func (b *Buffer) Add(ms []telegraf.Metric) {
 	if len(ms) == 0 {
 		return
 	}
 	b.mu.Lock()
+	b.waitForRoomLocked(len(ms))
 	for _, m := range ms {
 		b.items = append(b.items, entry{m: m})
 	}
@@ -81,6 +161,10 @@ func (b *Buffer) Add(ms []telegraf.Metric) {
 	if len(evicted) > 0 {
 		b.overflowed(evicted)
 	}
+	b.signalReady()
+}
+
+func (b *Buffer) signalReady() {
 	select {
 	case b.ready <- struct{}{}:
 	default:
@@ -145,10 +229,11 @@ func (b *Buffer) Take(max int) []telegraf.Metric {
 // Acked moves the n oldest metrics in flight to acknowledged.
 func (b *Buffer) Acked(n int) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	n = min(n, b.flight)
 	b.flight -= n
 	b.acked += n
+	b.mu.Unlock()
+	b.signalRoom()
 }
 
 // Confirm releases the n oldest acknowledged metrics: they are delivered.
@@ -187,6 +272,7 @@ func (b *Buffer) confirmLocked(n int) {
 	b.acked -= n
 	b.compactLocked()
 	b.releaseSpoolIfDone()
+	b.signalRoom()
 }
 
 // compactLocked lets go of the released front of the slice once it is

@@ -315,3 +315,57 @@ func TestOldSingleSpoolFileIsLoaded(t *testing.T) {
 		t.Fatalf("Claim = %v, %v", names(ms), err)
 	}
 }
+
+func TestFullBufferWaitsForRoomWhileDeliveryProgresses(t *testing.T) {
+	log, logs := newLog()
+	b := New(10, nil, log)
+	b.WaitForRoom(time.Minute)
+	b.Add(seq(0, 10))
+	b.Take(10)
+	b.Progress()
+	added := make(chan struct{})
+	go func() {
+		defer close(added)
+		b.Add(seq(10, 15))
+	}()
+	select {
+	case <-added:
+		t.Fatal("Add did not wait for room while delivery makes progress")
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.Delivered(5)
+	<-added
+	if b.Dropped() != 0 || b.Len() != 10 {
+		t.Fatalf("Dropped %d, Len %d; want 0 and 10\n%s", b.Dropped(), b.Len(), logs)
+	}
+}
+
+func TestFullBufferNeverWaitsOnAFailedOrSilentDelivery(t *testing.T) {
+	for name, prepare := range map[string]func(*Buffer){
+		"failed":          func(b *Buffer) { b.Failed() },
+		"silent too long": func(b *Buffer) { time.Sleep(30 * time.Millisecond) },
+		"failed after progress": func(b *Buffer) {
+			b.Progress()
+			b.Failed()
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			log, _ := newLog()
+			b := New(10, nil, log)
+			b.WaitForRoom(20 * time.Millisecond)
+			b.Add(seq(0, 10))
+			b.Take(10)
+			prepare(b)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				b.Add(seq(10, 15))
+			}()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("Add waited for room although delivery is not progressing")
+			}
+		})
+	}
+}
