@@ -14,32 +14,36 @@ import (
 )
 
 const (
-	// chunkSize is how many serialised bytes go to the socket in one write.
-	chunkSize = 64 << 10
+	// pieceSize is the most bytes one socket write carries: each write is
+	// given timeout to make progress, so a slow server that keeps reading
+	// is never given up on.
+	pieceSize = 64 << 10
+	// takeBatch is how many metrics are serialised at a time.
+	takeBatch = 256
+	// retainBytes bounds the lines a connection keeps after the peer's
+	// TCP stack acknowledged them, to send again should the connection
+	// turn out to have dropped them (a reset instead of a clean close).
+	// It covers Linux's largest default receive buffer (6 MB).
+	retainBytes = 16 << 20
+	// confirmWait is the longest Close waits for a server to close its
+	// side after ours: a clean close proves it read everything, but a
+	// server may keep its side open, and everything was acknowledged.
+	confirmWait = 250 * time.Millisecond
 	// peekWait is how long a liveness check waits for the kernel's news.
 	peekWait = time.Millisecond
 )
 
-// target is one server and its connection, kept across writes.
+// target is one server and its backoff.
 type target struct {
 	addr     string
 	tls      *cryptotls.Config
-	conn     net.Conn
 	failures int
 	retryAt  time.Time
 }
 
-func (t *target) close() {
-	if t.conn != nil {
-		t.conn.Close() //nolint:errcheck // nothing useful to do with it
-		t.conn = nil
-	}
-}
-
-// fail closes the connection and schedules the next dial with exponential
-// backoff, so a dead server is not hammered.
+// fail schedules the next dial with exponential backoff, so a dead server
+// is not hammered.
 func (t *target) fail(minB, maxB time.Duration) time.Duration {
-	t.close()
 	t.failures++
 	d := minB
 	for i := 1; i < t.failures && d < maxB; i++ {
@@ -50,74 +54,156 @@ func (t *target) fail(minB, maxB time.Duration) time.Duration {
 	return d
 }
 
-func (o *GraphiteStatsd) dial(ctx context.Context, t *target) error {
-	if t.conn != nil {
-		return nil
-	}
+// link is the connection to one server and where what it carries stands.
+// Offsets count the serialised (plaintext) bytes written on it.
+type link struct {
+	t    *target
+	conn net.Conn     // written to: TLS, TCP or UDP
+	tcp  *net.TCPConn // the TCP socket under conn; nil for UDP
+	wire *countConn   // counts the bytes handed to the kernel
+
+	sent   int64   // bytes written
+	acked  int64   // bytes the peer acknowledged
+	pieces []piece // writes not yet acknowledged
+	flight []int64 // end offset of each metric in flight, oldest first
+	kept   []int64 // end offset of each acknowledged, unconfirmed metric
+}
+
+// piece is where one write ended, in serialised and in wire bytes (they
+// differ under TLS).
+type piece struct{ plain, wire int64 }
+
+// countConn counts the bytes written to the socket.
+type countConn struct {
+	net.Conn
+	n int64
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (o *GraphiteStatsd) dial(ctx context.Context, t *target) (*link, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(o.Timeout))
 	defer cancel()
-	var conn net.Conn
-	var err error
-	d := &net.Dialer{}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, o.Transport, t.addr)
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			return nil, err // it reads "dial tcp ADDR: ..." already
+		}
+		return nil, fmt.Errorf("dial %s %s: %w", o.Transport, t.addr, err)
+	}
+	w := &countConn{Conn: c}
+	l := &link{t: t, conn: w, wire: w}
+	l.tcp, _ = c.(*net.TCPConn)
 	if t.tls != nil {
 		cfg := t.tls.Clone()
 		if cfg.ServerName == "" {
 			cfg.ServerName, _, _ = net.SplitHostPort(t.addr)
 		}
-		td := &cryptotls.Dialer{NetDialer: d, Config: cfg}
-		conn, err = td.DialContext(ctx, o.Transport, t.addr)
-	} else {
-		conn, err = d.DialContext(ctx, o.Transport, t.addr)
-	}
-	if err != nil {
-		var opErr *net.OpError
-		if errors.As(err, &opErr) && opErr.Op == "dial" {
-			return err // it reads "dial tcp ADDR: ..." already
+		tc := cryptotls.Client(w, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close() //nolint:errcheck // the handshake error says it
+			return nil, fmt.Errorf("TLS handshake with %s: %w", t.addr, err)
 		}
-		return fmt.Errorf("dial %s %s: %w", o.Transport, t.addr, err)
+		l.conn = tc
 	}
-	t.conn = conn
 	o.Log.Debugf("connected to %s over %s", t.addr, o.Transport)
-	return nil
+	return l, nil
 }
 
-// confirm settles what the last write left on a TCP connection: the server
-// took it if the connection is still open, or was closed cleanly (carbon
-// closes with unread data only by a reset). A reset or any other error means
-// some of it may be lost: it is sent again (Graphite and statsd gauges keep
-// the last value for a path and time, so a repeat is harmless).
-func (o *GraphiteStatsd) confirm() {
-	if o.unconf == 0 || o.holder == nil {
-		return
+// closeLink closes the current connection.
+func (o *GraphiteStatsd) closeLink() {
+	if o.link != nil {
+		o.link.conn.Close() //nolint:errcheck // nothing useful to do with it
+		o.link = nil
 	}
-	t := o.holder
-	err := peek(t.conn)
+}
+
+// poll learns how much of what was written the peer's TCP stack has
+// acknowledged, moves those metrics to acknowledged in the buffer, and
+// confirms the oldest beyond retainBytes. It returns the bytes still
+// unacknowledged.
+func (o *GraphiteStatsd) poll(l *link) (int64, error) {
+	q, err := unacknowledged(l.tcp)
+	if err != nil {
+		return 0, err
+	}
+	wireAcked := l.wire.n - q
+	i := 0
+	for i < len(l.pieces) && l.pieces[i].wire <= wireAcked {
+		l.acked = l.pieces[i].plain
+		i++
+	}
+	l.pieces = l.pieces[i:]
+	if i > 0 {
+		o.buf.Progress()
+	}
+	k := 0
+	for k < len(l.flight) && l.flight[k] <= l.acked {
+		k++
+	}
+	if k > 0 {
+		o.buf.Acked(k)
+		l.kept = append(l.kept, l.flight[:k]...)
+		l.flight = l.flight[k:]
+	}
+	c := 0
+	for c < len(l.kept) && l.acked-l.kept[c] > retainBytes {
+		c++
+	}
+	o.confirmKept(l, c)
+	return q, nil
+}
+
+// confirmKept releases the n oldest acknowledged metrics of l: delivered.
+func (o *GraphiteStatsd) confirmKept(l *link, n int) {
+	if n > 0 {
+		o.buf.Confirm(n)
+		l.kept = l.kept[n:]
+	}
+}
+
+// check settles what the last write left on the open connection: if the
+// server is still there, quiet and caught up, or closed cleanly (carbon
+// closes with unread data only by a reset), it took what it acknowledged. A reset or
+// any other error means some of it may be lost: it is sent again (Graphite
+// and statsd gauges keep the last value for a path and time, so a repeat
+// is harmless).
+func (o *GraphiteStatsd) check(l *link) {
+	err := peek(l.conn)
 	if errors.Is(err, io.EOF) {
 		// Lines that reached the server after its close were reset; a
 		// read still sees only the close.
-		if perr := pendingError(t.conn); perr != nil {
+		if perr := pendingError(l.tcp); perr != nil {
 			err = perr
+		}
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		// A server still behind (bytes unacknowledged) may be one that
+		// stopped reading: what it acknowledged stays unconfirmed.
+		if q, perr := o.poll(l); perr == nil && q == 0 {
+			o.confirmKept(l, len(l.kept))
 		}
 	}
 	switch {
 	case err == nil:
-		o.release(o.unconf)
+		return
 	case errors.Is(err, io.EOF):
-		o.release(o.unconf)
-		o.Log.Debugf("%s closed the connection; reconnecting on the next write", t.addr)
-		t.close()
+		o.Log.Debugf("%s closed the connection; reconnecting on the next write", l.t.addr)
 	default:
-		o.Log.Warnf("connection to %s failed after the last write (%v): sending its %d metrics again", t.addr, err, o.unconf)
-		t.close()
+		o.Log.Warnf("connection to %s failed after the last write (%v): sending its %d metrics again", l.t.addr, err, len(l.kept)+len(l.flight))
 	}
-	o.unconf, o.holder = 0, nil
+	o.buf.Retry() // what is left in flight was never acknowledged
+	o.closeLink()
 }
 
 // peek reads without waiting: nil if the connection is open and quiet.
 func peek(conn net.Conn) error {
-	if conn == nil {
-		return io.ErrClosedPipe
-	}
 	var b [256]byte
 	// A deadline already past fails before reading: give the read a
 	// moment to see what the kernel holds (EOF, a reset).
@@ -136,18 +222,15 @@ func peek(conn net.Conn) error {
 	}
 }
 
-// pendingError returns the error the kernel holds for conn's socket. Once
-// the server has closed its side, reads return EOF, and a reset of lines
-// that arrived after the close shows only here (EPIPE, ECONNRESET).
-func pendingError(conn net.Conn) error {
-	if tc, ok := conn.(*cryptotls.Conn); ok {
-		conn = tc.NetConn()
-	}
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
+// pendingError returns the error the kernel holds for the socket, and
+// clears it. Once the server has closed its side, reads return EOF, and a
+// reset of lines that arrived after the close shows only here (EPIPE,
+// ECONNRESET).
+func pendingError(conn *net.TCPConn) error {
+	if conn == nil {
 		return nil
 	}
-	raw, err := sc.SyscallConn()
+	raw, err := conn.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -167,18 +250,21 @@ func pendingError(conn net.Conn) error {
 	return nil
 }
 
-// flush tries to deliver the whole buffer, in order, to the first server
-// that takes it. final is Close's last try: it ignores backoff, and on TCP
-// waits for the server to close its side after ours, which proves the
-// server read everything.
+// flush tries to deliver what the buffer holds, in order, to the first
+// server that takes it. final is Close's last try: it ignores backoff, and
+// on TCP waits until the server acknowledged everything, then closes.
 func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
-	if len(o.buf) == 0 {
+	defer o.reportSkipped()
+	if o.link != nil && o.Transport == transportTCP {
+		o.check(o.link)
+	}
+	if o.buf.Pending() == 0 && (o.link == nil || !final) {
 		return
 	}
 	var errs []string
 	tried := false
 	for _, t := range o.order() {
-		if !final && t.conn == nil && time.Now().Before(t.retryAt) {
+		if !final && o.link == nil && time.Now().Before(t.retryAt) {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -188,160 +274,244 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 		err := o.deliverTo(ctx, t, final)
 		if err == nil {
 			t.failures = 0
-			o.reportSkipped()
 			return
 		}
+		o.buf.Failed()
 		wait := t.fail(o.minBackoff, o.maxBackoff)
 		errs = append(errs, fmt.Sprintf("%v (next try in %s)", err, wait.Round(time.Millisecond)))
 	}
-	o.reportSkipped()
 	if !tried {
-		o.Log.Debugf("all servers are backing off; %d metrics wait in the buffer", len(o.buf))
+		o.Log.Debugf("all servers are backing off; %d metrics wait in the buffer", o.buf.Len())
 		return
 	}
-	o.Log.Errorf("delivery failed, %d metrics kept for the next try: %s", len(o.buf), strings.Join(errs, "; "))
+	if len(errs) > 0 {
+		o.Log.Errorf("delivery failed, %d metrics kept for the next try: %s", o.buf.Len(), strings.Join(errs, "; "))
+	}
 }
 
-// order returns the servers in the order to try: the configured one, except
-// that a connection holding unconfirmed metrics goes first, to finish there.
+// order returns the servers in the order to try: the configured one,
+// except that an open connection goes first, to finish there.
 func (o *GraphiteStatsd) order() []*target {
-	if o.holder == nil || o.holder == o.targets[0] {
+	if o.link == nil || o.link.t == o.targets[0] {
 		return o.targets
 	}
 	out := make([]*target, 0, len(o.targets))
-	out = append(out, o.holder)
+	out = append(out, o.link.t)
 	for _, t := range o.targets {
-		if t != o.holder {
+		if t != o.link.t {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-// deliverTo sends the buffer to t. On TCP what it wrote stays in the buffer
-// as unconfirmed until the next write (or the end of Close) settles it; on
-// UDP what is sent is delivered.
+// deliverTo sends what is pending to t. On TCP what it wrote stays in the
+// buffer, in flight then acknowledged, until the peer acknowledges and the
+// next write (or the end of Close) finds the connection sound; on UDP what
+// is sent is delivered. On error everything the connection carried goes
+// back to pending and the connection is closed.
 func (o *GraphiteStatsd) deliverTo(ctx context.Context, t *target, final bool) error {
-	if o.holder != nil && o.holder != t {
-		o.unconf, o.holder = 0, nil // the other connection failed: resend all
-	}
-	if err := o.dial(ctx, t); err != nil {
-		return err
-	}
-	udp := o.Transport == transportUDP
-	for next := o.unconf; next < len(o.buf); {
-		n, err := o.sendChunk(ctx, t.conn, next, udp)
+	if o.link == nil {
+		l, err := o.dial(ctx, t)
 		if err != nil {
-			if o.holder == t {
-				o.unconf, o.holder = 0, nil
-			}
-			return fmt.Errorf("write to %s: %w", t.addr, err)
-		}
-		if udp {
-			o.release(n)
-			continue
-		}
-		next += n
-		o.unconf, o.holder = next, t
-	}
-	if final && !udp {
-		if err := o.closeAndWait(ctx, t); err != nil {
-			o.unconf, o.holder = 0, nil
 			return err
 		}
-		o.release(o.unconf)
-		o.unconf, o.holder = 0, nil
+		o.link = l
 	}
-	return nil
-}
-
-// sendChunk serialises metrics from buf[from:] until about chunkSize bytes
-// and writes them; it returns how many metrics the chunk held.
-func (o *GraphiteStatsd) sendChunk(ctx context.Context, conn net.Conn, from int, udp bool) (int, error) {
-	chunk := o.chunk[:0]
-	var ends *[]int
-	if udp {
-		o.ends = o.ends[:0]
-		ends = &o.ends
+	l := o.link
+	// Cancelling ctx interrupts a write in flight at once.
+	stop := context.AfterFunc(ctx, func() { l.conn.SetDeadline(time.Unix(1, 0)) }) //nolint:errcheck // best effort
+	defer stop()
+	send := o.sendLines
+	if o.Transport == transportUDP {
+		send = o.sendPackets
 	}
-	n := 0
-	for from+n < len(o.buf) && len(chunk) < chunkSize {
-		chunk = o.ser.appendMetric(chunk, o.buf[from+n], ends)
-		n++
+	err := send(l)
+	// Everything went: send what earlier runs spooled and this one could
+	// not hold.
+	for err == nil && ctx.Err() == nil && o.refill() {
+		err = send(l)
 	}
-	o.chunk = chunk
-	deadline := time.Now().Add(time.Duration(o.Timeout))
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := conn.SetWriteDeadline(deadline); err != nil {
-		return 0, err
-	}
-	if !udp {
-		_, err := conn.Write(chunk)
-		return n, err
-	}
-	return n, o.sendPackets(conn, chunk)
-}
-
-// sendPackets writes whole units packed into datagrams of at most
-// max_packet_size bytes. Every unit fits: larger ones were skipped.
-func (o *GraphiteStatsd) sendPackets(conn net.Conn, chunk []byte) error {
-	start, end := 0, 0
-	for _, e := range o.ends {
-		if e-start > o.MaxPacketSize && end > start {
-			if _, err := conn.Write(chunk[start:end]); err != nil {
-				return err
-			}
-			start = end
+	switch {
+	case o.Transport == transportUDP:
+		if final {
+			o.closeLink()
 		}
-		end = e
+	default:
+		if err == nil && final {
+			err = o.finish(ctx, l)
+			if err == nil {
+				o.confirmKept(l, len(l.kept))
+				o.closeLink()
+			}
+		}
 	}
-	if end > start {
-		_, err := conn.Write(chunk[start:end])
+	if err != nil {
+		o.buf.Retry()
+		o.closeLink()
 		return err
 	}
 	return nil
 }
 
-// closeAndWait half-closes t's connection and waits for the server to
-// close its side: a server that read everything closes cleanly.
-func (o *GraphiteStatsd) closeAndWait(ctx context.Context, t *target) error {
-	defer t.close()
-	type closeWriter interface{ CloseWrite() error }
-	cw, ok := t.conn.(closeWriter)
-	if !ok {
-		return nil
+// refill loads spool files that did not fit in the buffer so far; it
+// reports whether it loaded any metric.
+func (o *GraphiteStatsd) refill() bool {
+	n, err := o.buf.LoadSpool()
+	if err != nil {
+		o.Log.Errorf("spool_dir: %v", err)
 	}
-	if err := cw.CloseWrite(); err != nil {
-		return fmt.Errorf("closing the connection to %s: %w", t.addr, err)
-	}
-	if tc, ok := t.conn.(*cryptotls.Conn); ok {
-		// TLS sends close_notify only; end the TCP stream as well.
-		if ncw, ok := tc.NetConn().(closeWriter); ok {
-			ncw.CloseWrite() //nolint:errcheck // the read below reports trouble
+	return n > 0
+}
+
+// sendLines writes every pending metric to a stream connection, a piece at
+// a time, keeping each metric's end offset to learn when it is
+// acknowledged.
+func (o *GraphiteStatsd) sendLines(l *link) error {
+	for {
+		ms := o.buf.Take(takeBatch)
+		if len(ms) == 0 {
+			return nil
+		}
+		chunk := o.chunk[:0]
+		for _, m := range ms {
+			chunk = o.ser.appendMetric(chunk, m, nil)
+			l.flight = append(l.flight, l.sent+int64(len(chunk)))
+		}
+		o.chunk = chunk
+		for len(chunk) > 0 {
+			n := min(len(chunk), pieceSize)
+			if err := o.writePiece(l, chunk[:n]); err != nil {
+				return fmt.Errorf("write to %s: %w", l.t.addr, err)
+			}
+			chunk = chunk[n:]
+		}
+		if _, err := o.poll(l); err != nil {
+			return err
 		}
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(time.Duration(o.Timeout))
+}
+
+// writePiece writes p, giving the server timeout to take it.
+func (o *GraphiteStatsd) writePiece(l *link, p []byte) error {
+	if err := l.conn.SetWriteDeadline(time.Now().Add(time.Duration(o.Timeout))); err != nil {
+		return err
 	}
-	if err := t.conn.SetReadDeadline(deadline); err != nil {
+	n, err := l.conn.Write(p)
+	if n > 0 {
+		o.buf.Progress() // the kernel took it: the peer is reading
+	}
+	l.sent += int64(n)
+	l.pieces = append(l.pieces, piece{plain: l.sent, wire: l.wire.n})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%s took nothing for %s (%s)", l.t.addr, o.Timeout, err)
+	}
+	return err
+}
+
+// finish waits until the peer acknowledged everything written, making
+// progress at least every timeout, then ends the stream and gives the
+// server a moment to close its side: a clean close proves it read
+// everything, a reset that it dropped some, silence that it keeps
+// connections open, and everything was acknowledged.
+func (o *GraphiteStatsd) finish(ctx context.Context, l *link) error {
+	if err := o.waitAcknowledged(ctx, l); err != nil {
+		return err
+	}
+	if tc, ok := l.conn.(*cryptotls.Conn); ok {
+		tc.CloseWrite() //nolint:errcheck // sends close_notify; the read below reports trouble
+	}
+	if err := l.tcp.CloseWrite(); err != nil {
+		return fmt.Errorf("closing the connection to %s: %w", l.t.addr, err)
+	}
+	wait := min(confirmWait, time.Duration(o.Timeout))
+	if err := l.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
 		return err
 	}
 	var b [256]byte
 	for {
-		_, err := t.conn.Read(b[:])
+		_, err := l.conn.Read(b[:])
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF):
-			if perr := pendingError(t.conn); perr != nil {
-				return fmt.Errorf("%s closed before reading everything: %w", t.addr, perr)
+			if perr := pendingError(l.tcp); perr != nil {
+				return fmt.Errorf("%s closed before reading everything: %w", l.t.addr, perr)
 			}
 			return nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			o.Log.Debugf("%s keeps its side open after ours; it acknowledged all %d bytes", l.t.addr, l.sent)
+			return nil
 		default:
-			return fmt.Errorf("waiting for %s to read everything: %w", t.addr, err)
+			return fmt.Errorf("%s dropped the connection after acknowledging it: %w", l.t.addr, err)
 		}
+	}
+}
+
+// waitAcknowledged polls until the peer acknowledged every byte written,
+// giving up when it acknowledges nothing for timeout or ctx ends.
+func (o *GraphiteStatsd) waitAcknowledged(ctx context.Context, l *link) error {
+	last, since := int64(-1), time.Now()
+	pause := 50 * time.Microsecond
+	for {
+		q, err := o.poll(l)
+		if err == nil {
+			err = pendingError(l.tcp)
+		}
+		if err != nil {
+			return fmt.Errorf("waiting for %s to acknowledge: %w", l.t.addr, err)
+		}
+		if q == 0 {
+			return nil
+		}
+		if q != last {
+			last, since = q, time.Now()
+		} else if time.Since(since) >= time.Duration(o.Timeout) {
+			return fmt.Errorf("%s acknowledged nothing for %s (%d bytes unacknowledged)", l.t.addr, o.Timeout, q)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to acknowledge: %w", l.t.addr, ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Millisecond)
+	}
+}
+
+// sendPackets sends every pending metric over UDP, whole lines packed into
+// datagrams of at most max_packet_size bytes. Every line fits: larger ones
+// were skipped. What is sent is delivered.
+func (o *GraphiteStatsd) sendPackets(l *link) error {
+	for {
+		ms := o.buf.Take(takeBatch)
+		if len(ms) == 0 {
+			return nil
+		}
+		chunk := o.chunk[:0]
+		o.ends = o.ends[:0]
+		for _, m := range ms {
+			chunk = o.ser.appendMetric(chunk, m, &o.ends)
+		}
+		o.chunk = chunk
+		if err := l.conn.SetWriteDeadline(time.Now().Add(time.Duration(o.Timeout))); err != nil {
+			return err
+		}
+		start, end := 0, 0
+		for _, e := range o.ends {
+			if e-start > o.MaxPacketSize && end > start {
+				if _, err := l.conn.Write(chunk[start:end]); err != nil {
+					return fmt.Errorf("write to %s: %w", l.t.addr, err)
+				}
+				start = end
+			}
+			end = e
+		}
+		if end > start {
+			if _, err := l.conn.Write(chunk[start:end]); err != nil {
+				return fmt.Errorf("write to %s: %w", l.t.addr, err)
+			}
+		}
+		o.buf.Delivered(len(ms))
+		o.buf.Progress()
 	}
 }
 

@@ -10,16 +10,19 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/plugins/outputs"
 
+	"github.com/hap-monitor/hap-monitor/plugins/common/buffer"
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/tls"
@@ -74,19 +77,24 @@ type GraphiteStatsd struct {
 
 	Log telegraf.Logger `toml:"-"`
 
-	mu         sync.Mutex
-	ser        *serializer
-	targets    []*target
-	buf        []telegraf.Metric // accepted, not yet delivered, oldest first
-	unconf     int               // buf[:unconf] written to holder's connection, not yet confirmed
-	holder     *target
-	dropped    int
-	closed     bool
-	spool      spoolState
-	chunk      []byte
-	ends       []int
-	minBackoff time.Duration
-	maxBackoff time.Duration
+	// mu serialises delivery (Write, Close); Add needs only the buffer.
+	mu          sync.Mutex
+	ser         *serializer
+	targets     []*target
+	buf         *buffer.Buffer
+	link        *link // the open connection, if any
+	closed      bool
+	undelivered int
+	chunk       []byte
+	ends        []int
+	minBackoff  time.Duration
+	maxBackoff  time.Duration
+
+	// ctx ends delivery at once when cancelled: Interrupt cancels it
+	// timeout after it is called.
+	ctx       context.Context
+	cancel    context.CancelFunc
+	interrupt sync.Once
 }
 
 func (*GraphiteStatsd) SampleConfig() string { return sampleConfig }
@@ -208,7 +216,8 @@ func checkServer(s string) error {
 
 // Connect prepares delivery. It dials nothing (servers are dialled on the
 // first write, and a server that is down is retried later), so it fails
-// only on what retrying cannot fix: TLS files, the spool directory.
+// only on what retrying cannot fix: TLS files, the spool directory. With
+// spool_dir it loads what earlier runs could not deliver, to send first.
 func (o *GraphiteStatsd) Connect() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -222,103 +231,110 @@ func (o *GraphiteStatsd) Connect() error {
 	for _, t := range o.targets {
 		t.tls = tlsConfig
 	}
+	var spool *buffer.Spool
 	if o.SpoolDir != "" {
-		if err := o.loadSpool(); err != nil {
+		if spool, err = buffer.NewSpool(o.SpoolDir, o.spoolName(), o.Log); err != nil {
 			return fmt.Errorf("spool_dir: %w", err)
 		}
 	}
+	o.buf = buffer.New(o.MetricBufferLimit, spool, o.Log)
+	o.buf.WaitForRoom(time.Duration(o.Timeout))
+	if _, err := o.buf.LoadSpool(); err != nil {
+		return fmt.Errorf("spool_dir: %w", err)
+	}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
 	return nil
 }
 
-// Write accepts metrics into the buffer, dropping the oldest beyond
-// metric_buffer_limit, then tries to deliver the whole buffer in order. It
-// returns nil once the metrics are accepted, even when delivery fails: the
-// failure is logged and the metrics kept for the next try, so a host that
-// retries failed writes never sends twice. Write(nil) retries the buffer.
+// spoolName names this output's files in spool_dir after its format,
+// transport and servers, so that outputs sharing the directory keep apart.
+func (o *GraphiteStatsd) spoolName() string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\n%s\n%s", o.Format, o.Transport, strings.Join(o.Servers, ","))
+	return fmt.Sprintf("graphite_statsd-%016x", h.Sum64())
+}
+
+// Add takes metrics into the buffer. It never waits on a server that
+// makes no progress: when the buffer is full (metric_buffer_limit) it
+// waits for room only while a server keeps taking data, at least every
+// timeout; otherwise the oldest go to the spool (or, without spool_dir,
+// are dropped), counted and logged. Write(nil) or Close delivers them.
+func (o *GraphiteStatsd) Add(metrics []telegraf.Metric) {
+	if o.buf == nil {
+		o.Log.Errorf("%d metrics added before Connect are lost", len(metrics))
+		return
+	}
+	o.buf.Add(metrics)
+}
+
+// Ready receives a value when metrics were added: a delivery loop waits on
+// it before calling Write(nil).
+func (o *GraphiteStatsd) Ready() <-chan struct{} { return o.buf.Ready() }
+
+// Write adds metrics to the buffer, then delivers everything pending, in
+// order, for as long as the server makes progress (a write gives up when
+// the server takes nothing for timeout). It returns nil once the metrics
+// are accepted, even when delivery fails: the failure is logged and the
+// metrics kept for the next try, so a host that retries failed writes
+// never sends twice. Write(nil) retries the buffer.
 func (o *GraphiteStatsd) Write(metrics []telegraf.Metric) error {
+	if o.buf == nil {
+		return errors.New("write before Connect")
+	}
+	o.buf.Add(metrics)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
 		return errors.New("write after close")
 	}
-	if o.ser == nil {
-		return errors.New("write before Init")
-	}
-	o.confirm()
-	o.accept(metrics)
-	ctx, cancel := context.WithTimeout(context.Background(), o.budget())
-	defer cancel()
-	o.flush(ctx, false)
+	o.flush(o.ctx, false)
 	return nil
 }
 
-// budget bounds one delivery attempt: every server may use its timeout
-// once to dial and once per chunk, so let the attempt take a few of them.
-func (o *GraphiteStatsd) budget() time.Duration {
-	return time.Duration(o.Timeout) * time.Duration(2*len(o.targets)+2)
+// Interrupt asks delivery to end: the write in flight, and Close's last
+// try, get timeout more, then stop; what is undelivered is spooled. A
+// process calls it when asked to stop (SIGTERM), before Close.
+func (o *GraphiteStatsd) Interrupt() {
+	if o.cancel == nil {
+		return
+	}
+	o.interrupt.Do(func() { time.AfterFunc(time.Duration(o.Timeout), o.cancel) })
 }
 
-// Close tries a last delivery, bounded by timeout, writes what is still
-// undelivered to the spool when spool_dir is set, and closes connections.
+// Close tries a last delivery, for as long as the server makes progress
+// (or until timeout after Interrupt), writes what is still undelivered to
+// the spool when spool_dir is set, and closes the connection.
 func (o *GraphiteStatsd) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed || o.ser == nil {
+	if o.closed || o.buf == nil {
 		return nil
 	}
 	o.closed = true
-	if len(o.buf) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.Timeout))
-		o.flush(ctx, true)
-		cancel()
+	defer o.cancel()
+	o.flush(o.ctx, true)
+	o.closeLink()
+	held, spooled, err := o.buf.Close()
+	o.undelivered = o.buf.Undelivered()
+	if lost := held - spooled; lost > 0 {
+		o.Log.Errorf("%d metrics were not delivered to %v and are lost", lost, o.Servers)
 	}
-	for _, t := range o.targets {
-		t.close()
+	if err != nil {
+		return fmt.Errorf("spool_dir: %w", err)
 	}
-	o.unconf, o.holder = 0, nil
-	var err error
-	if o.SpoolDir != "" {
-		err = o.saveSpool()
-	}
-	if n := len(o.buf); n > 0 && (o.SpoolDir == "" || err != nil) {
-		o.Log.Errorf("%d metrics were not delivered to %v and are lost", n, o.Servers)
-	}
-	return err
+	return nil
 }
 
-// Undelivered returns how many metrics accepted by Write were not
-// delivered: dropped from a full buffer, or still undelivered at Close
-// (spooled or lost). Meaningful after Close.
+// Undelivered returns how many metrics accepted by Add or Write were not
+// delivered: dropped or spooled from a full buffer, or still undelivered
+// at Close (spooled or lost). Meaningful after Close.
 func (o *GraphiteStatsd) Undelivered() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.dropped + len(o.buf)
-}
-
-// accept appends metrics to the buffer, dropping the oldest beyond the limit.
-func (o *GraphiteStatsd) accept(metrics []telegraf.Metric) {
-	o.buf = append(o.buf, metrics...)
-	if over := len(o.buf) - o.MetricBufferLimit; over > 0 {
-		o.Log.Warnf("metric buffer full (metric_buffer_limit = %d): dropped the %d oldest metrics", o.MetricBufferLimit, over)
-		o.dropped += over
-		o.release(over)
+	if o.closed || o.buf == nil {
+		return o.undelivered
 	}
-}
-
-// release removes the n oldest metrics from the buffer.
-func (o *GraphiteStatsd) release(n int) {
-	if n <= 0 {
-		return
-	}
-	clear(o.buf[:n])
-	o.buf = o.buf[n:]
-	if o.unconf -= n; o.unconf < 0 {
-		o.unconf = 0
-	}
-	o.spool.released(n)
-	if len(o.buf) == 0 {
-		o.buf = o.buf[:0:0] // let the old backing array go
-	}
+	return o.buf.Len()
 }
 
 func init() {
