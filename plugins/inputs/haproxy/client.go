@@ -126,18 +126,6 @@ func (ep endpoint) expand() ([]endpoint, error) {
 	return out, nil
 }
 
-// countingReader counts the bytes read, for messages.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // maxTrailing bounds what is read and dropped after the last answer,
 // waiting for HAProxy to close the connection.
 const maxTrailing = 1 << 20
@@ -167,14 +155,14 @@ func querySocket(ctx context.Context, ep endpoint, command string, read func(*li
 	if _, err := io.WriteString(conn, command); err != nil {
 		return 0, fmt.Errorf("write: %w", describe(ctx, err))
 	}
-	cr := &countingReader{r: conn}
-	if err := read(newLineReader(cr)); err != nil {
-		return cr.n, describe(ctx, err)
+	ra := newReadAhead(conn)
+	if err := read(newLineReader(ra)); err != nil {
+		return ra.count(), describe(ctx, err)
 	}
-	if _, err := io.CopyN(io.Discard, cr, maxTrailing); err != nil && !errors.Is(err, io.EOF) {
-		return cr.n, describe(ctx, err)
+	if _, err := io.CopyN(io.Discard, ra, maxTrailing); err != nil && !errors.Is(err, io.EOF) {
+		return ra.count(), describe(ctx, err)
 	}
-	return cr.n, nil
+	return ra.count(), nil
 }
 
 // describe turns the error of an expired deadline into a plain sentence.
@@ -206,10 +194,11 @@ func queryHTTP(ctx context.Context, client *http.Client, ep endpoint, username, 
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("HTTP status %s", resp.Status)
 	}
-	if err := read(newLineReader(resp.Body)); err != nil {
+	body := newReadAhead(resp.Body)
+	if err := read(newLineReader(body)); err != nil {
 		return describe(ctx, err)
 	}
-	_, err = io.CopyN(io.Discard, resp.Body, maxTrailing)
+	_, err = io.CopyN(io.Discard, body, maxTrailing)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return describe(ctx, err)
 	}

@@ -1,0 +1,78 @@
+package haproxy
+
+import (
+	"io"
+	"sync"
+)
+
+// readAheadChunk is how much one read from the socket asks for.
+const readAheadChunk = 64 << 10
+
+// readAhead reads r to its end on a goroutine of its own, as fast as r
+// gives, and keeps what the parser has not taken yet in memory. The parser
+// may be held back by what is done with the metrics downstream (an output
+// whose buffer is full while a slow Graphite catches up); the socket never
+// waits for it, so the socket's timeout covers the socket alone. What is
+// kept is the CSV, a small fraction of the metrics made from it.
+type readAhead struct {
+	mu     sync.Mutex
+	more   *sync.Cond
+	chunks [][]byte
+	err    error // the reader's last error, io.EOF at the end
+	n      int64 // bytes read from r
+}
+
+func newReadAhead(r io.Reader) *readAhead {
+	ra := &readAhead{}
+	ra.more = sync.NewCond(&ra.mu)
+	go ra.fill(r)
+	return ra
+}
+
+func (ra *readAhead) fill(r io.Reader) {
+	for {
+		buf := make([]byte, readAheadChunk)
+		n, err := r.Read(buf)
+		ra.mu.Lock()
+		if n > 0 {
+			ra.chunks = append(ra.chunks, buf[:n])
+			ra.n += int64(n)
+		}
+		if err != nil {
+			ra.err = err
+		}
+		ra.more.Broadcast()
+		ra.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Read returns what was read ahead, waiting for the socket only when
+// nothing is; at the end it returns the socket's last error.
+func (ra *readAhead) Read(p []byte) (int, error) {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	for len(ra.chunks) == 0 && ra.err == nil {
+		ra.more.Wait()
+	}
+	if len(ra.chunks) == 0 {
+		return 0, ra.err
+	}
+	n := copy(p, ra.chunks[0])
+	if n == len(ra.chunks[0]) {
+		ra.chunks[0] = nil
+		ra.chunks = ra.chunks[1:]
+	} else {
+		ra.chunks[0] = ra.chunks[0][n:]
+	}
+	return n, nil
+}
+
+// count is the number of bytes read from the socket so far, for messages.
+func (ra *readAhead) count() int64 {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	return ra.n
+}
