@@ -2,6 +2,8 @@ package shim
 
 import (
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/influxdata/telegraf"
 
@@ -9,49 +11,110 @@ import (
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 
-// Undeliverer is implemented by outputs that keep what they could not
-// deliver and retry it themselves: Write accepts metrics into the output's
-// buffer, Write(nil) retries what is buffered, Close delivers or spools
-// what is left, and Undelivered then tells how many metrics were neither
-// delivered nor kept for a later run.
-type Undeliverer interface {
+// Buffered is implemented by outputs that keep their own buffer and
+// deliver from it: Add takes metrics without waiting on the network (what
+// overflows the buffer the output spools or counts itself), Ready receives
+// a value after Add, Write(nil) delivers what is buffered, Close delivers
+// what it can and spools the rest, and Undelivered then tells how many
+// metrics were not delivered in this run (spooled or lost).
+// outputs.graphite_statsd is one.
+type Buffered interface {
+	Add([]telegraf.Metric)
+	Ready() <-chan struct{}
 	Undelivered() int
 }
 
-// delivery hands metrics to every configured output and keeps count of
-// what did not reach them.
+// Interrupter is implemented by outputs whose delivery can be asked to end
+// soon, when the process is asked to stop.
+type Interrupter interface {
+	Interrupt()
+}
+
+// delivery hands metrics to every configured output, each delivering on a
+// goroutine of its own, so that handing over never waits on the network
+// for a Buffered output.
 type delivery struct {
-	outs []*outputState
+	outs    []*outputState
+	started bool
 }
 
 type outputState struct {
-	cfg *config.Output
-	log telegraf.Logger
+	cfg      *config.Output
+	log      telegraf.Logger
+	buffered Buffered // nil for other outputs
+	// batches feed an output that is not Buffered, one Write each.
+	batches chan []telegraf.Metric
+	stop    chan struct{}
+	done    chan struct{}
 	// lost counts metrics whose Write failed, for outputs that are not
-	// Undeliverers (for them a failed Write means the metrics are lost).
+	// Buffered (for them a failed Write means the metrics are lost).
 	lost int
 }
 
 func newDelivery(cfg *config.Config, logs *logger.Sink) *delivery {
 	d := &delivery{}
 	for _, out := range cfg.Outputs {
-		d.outs = append(d.outs, &outputState{cfg: out, log: logger.New(logs, out.ID())})
+		o := &outputState{cfg: out, log: logger.New(logs, out.ID()), stop: make(chan struct{}), done: make(chan struct{})}
+		o.buffered, _ = out.Output.(Buffered)
+		d.outs = append(d.outs, o)
 	}
 	return d
 }
 
-// connect connects every output; the first failure is returned.
-func (d *delivery) connect() error {
+// start connects every output and starts its delivery goroutine; a
+// Buffered output is asked to deliver whenever metrics were added and
+// every flush, to retry what it holds. The first failure to connect is
+// returned.
+func (d *delivery) start(flush time.Duration) error {
 	for _, o := range d.outs {
 		if err := o.cfg.Output.Connect(); err != nil {
 			return fmt.Errorf("connecting %s: %w", o.cfg.ID(), err)
 		}
 	}
+	d.started = true
+	for _, o := range d.outs {
+		if o.buffered != nil {
+			go o.deliverBuffered(flush)
+		} else {
+			o.batches = make(chan []telegraf.Metric, 4)
+			go o.deliverBatches()
+		}
+	}
 	return nil
 }
 
+func (o *outputState) deliverBuffered(flush time.Duration) {
+	defer close(o.done)
+	t := time.NewTicker(flush)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.stop:
+			return
+		case <-o.buffered.Ready():
+		case <-t.C:
+			if o.buffered.Undelivered() == 0 {
+				continue
+			}
+		}
+		if err := o.cfg.Output.Write(nil); err != nil {
+			o.log.Errorf("delivering: %v", err)
+		}
+	}
+}
+
+func (o *outputState) deliverBatches() {
+	defer close(o.done)
+	for b := range o.batches {
+		if err := o.cfg.Output.Write(b); err != nil {
+			o.log.Errorf("writing %d metrics: %v", len(b), err)
+			o.lost += len(b)
+		}
+	}
+}
+
 // write hands ms to every output (a copy to all but the last, as an output
-// may change the metrics it is given). Failures are logged.
+// may change the metrics it is given).
 func (d *delivery) write(ms []telegraf.Metric) {
 	if len(ms) == 0 {
 		return
@@ -64,11 +127,10 @@ func (d *delivery) write(ms []telegraf.Metric) {
 				batch[j] = m.Copy()
 			}
 		}
-		if err := o.cfg.Output.Write(batch); err != nil {
-			o.log.Errorf("writing %d metrics: %v", len(batch), err)
-			if _, ok := o.cfg.Output.(Undeliverer); !ok {
-				o.lost += len(batch)
-			}
+		if o.buffered != nil {
+			o.buffered.Add(batch)
+		} else {
+			o.batches <- batch
 		}
 	}
 }
@@ -82,30 +144,42 @@ func (d *delivery) writeBatches(ms []telegraf.Metric, size int) {
 	}
 }
 
-// retry asks every output holding undelivered metrics to try them again.
-func (d *delivery) retry() {
+// interrupt asks every output that can to end its delivery soon.
+func (d *delivery) interrupt() {
 	for _, o := range d.outs {
-		u, ok := o.cfg.Output.(Undeliverer)
-		if !ok || u.Undelivered() == 0 {
-			continue
-		}
-		if err := o.cfg.Output.Write(nil); err != nil {
-			o.log.Errorf("retrying %d metrics: %v", u.Undelivered(), err)
+		if i, ok := o.cfg.Output.(Interrupter); ok {
+			i.Interrupt()
 		}
 	}
 }
 
-// close closes every output and returns how many metrics were not
-// delivered, summed over the outputs.
+// close stops the delivery goroutines (a Buffered output finishes the
+// delivery in progress), closes every output (delivering or spooling
+// what is left) and returns how many metrics were not delivered, summed
+// over the outputs.
 func (d *delivery) close() int {
+	var wg sync.WaitGroup
+	for _, o := range d.outs {
+		wg.Go(func() {
+			if d.started {
+				if o.batches != nil {
+					close(o.batches)
+				} else {
+					close(o.stop)
+				}
+				<-o.done
+			}
+			if err := o.cfg.Output.Close(); err != nil {
+				o.log.Errorf("closing: %v", err)
+			}
+		})
+	}
+	wg.Wait()
 	total := 0
 	for _, o := range d.outs {
-		if err := o.cfg.Output.Close(); err != nil {
-			o.log.Errorf("closing: %v", err)
-		}
 		n := o.lost
-		if u, ok := o.cfg.Output.(Undeliverer); ok {
-			n = u.Undelivered()
+		if o.buffered != nil {
+			n = o.buffered.Undelivered()
 		}
 		if n > 0 {
 			o.log.Errorf("%d metrics not delivered", n)

@@ -42,7 +42,8 @@ var ErrUndelivered = errors.New("metrics not delivered")
 func RunOutput(ctx context.Context, cfg *config.Config, opts OutputOptions, stdin io.Reader, logs *logger.Sink) error {
 	opts = opts.withDefaults()
 	d := newDelivery(cfg, logs)
-	if err := d.connect(); err != nil {
+	if err := d.start(opts.FlushInterval); err != nil {
+		d.close()
 		return err
 	}
 	metrics := make(chan telegraf.Metric, opts.BatchSize)
@@ -69,10 +70,10 @@ loop:
 		case <-tick.C:
 			if len(batch) > 0 {
 				flush()
-			} else {
-				d.retry()
 			}
 		case <-ctx.Done():
+			// Delivery gets its timeout to finish, then spools.
+			d.interrupt()
 			batch = drain(metrics, batch)
 			break loop
 		}

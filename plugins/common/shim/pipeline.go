@@ -24,8 +24,9 @@ type PipelineOptions struct {
 // RunPipeline gathers from the config's inputs and hands the metrics to
 // every output, in process: once, or right away and then every Interval
 // until ctx is cancelled. Metrics carry the section's tags, the global tags
-// and the host tag (see SharedTags). Outputs holding undelivered metrics
-// are asked to retry every [agent] flush_interval.
+// and the host tag (see SharedTags). Gathering never waits on delivery:
+// each output delivers on a goroutine of its own, from its buffer, and
+// retries what it holds every [agent] flush_interval.
 //
 // With Once, it returns an error if any input reported an error or any
 // metric was not delivered (every socket is still gathered and every metric
@@ -37,13 +38,17 @@ func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, 
 	}
 	g := newGatherer(cfg, logs, shared)
 	d := newDelivery(cfg, logs)
-	if err := d.connect(); err != nil {
+	if err := d.start(cfg.Agent.Flush()); err != nil {
+		d.close()
 		return err
 	}
 	if err := g.start(); err != nil {
 		d.close()
 		return err
 	}
+	// Asked to stop, delivery gets its timeout to finish, then spools.
+	stopInterrupt := context.AfterFunc(ctx, d.interrupt)
+	defer stopInterrupt()
 	batch := cfg.Agent.BatchSize()
 	gatherErrs := 0
 	deliver := func() { gatherErrs += gatherInto(g, d, batch) }
@@ -51,7 +56,7 @@ func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, 
 	if opts.Once {
 		deliver()
 	} else {
-		runEvery(ctx, opts.interval(cfg), cfg.Agent.Flush(), deliver, d.retry)
+		runEvery(ctx, opts.interval(cfg), deliver)
 		gatherErrs = 0 // logged as they came; a long run is judged on delivery
 	}
 	g.stop()
@@ -68,31 +73,19 @@ func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, 
 }
 
 // gatherInto gathers once and hands the metrics to the outputs in batches
-// of size as they fill, delivering on a goroutine of its own while the
-// inputs go on reading and parsing. At most two batches wait. It returns
-// the number of input errors.
+// of size as they fill, while the inputs go on reading and parsing; the
+// outputs deliver on goroutines of their own. It returns the number of
+// input errors.
 func gatherInto(g *gatherer, d *delivery, size int) int {
-	batches := make(chan []telegraf.Metric, 2)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for b := range batches {
-			d.write(b)
-		}
-	}()
 	batch := make([]telegraf.Metric, 0, size)
 	errs := g.gather(func(m telegraf.Metric) {
 		batch = append(batch, m)
 		if len(batch) == size {
-			batches <- batch
+			d.write(batch)
 			batch = make([]telegraf.Metric, 0, size)
 		}
 	})
-	if len(batch) > 0 {
-		batches <- batch
-	}
-	close(batches)
-	<-done
+	d.write(batch)
 	return errs
 }
 
@@ -106,13 +99,10 @@ func (o PipelineOptions) interval(cfg *config.Config) time.Duration {
 	return config.DefaultInterval
 }
 
-// runEvery calls work now and every interval, and retry every flush, one
-// call at a time, until ctx is cancelled.
-func runEvery(ctx context.Context, interval, flush time.Duration, work, retry func()) {
+// runEvery calls work now and every interval until ctx is cancelled.
+func runEvery(ctx context.Context, interval time.Duration, work func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	f := time.NewTicker(flush)
-	defer f.Stop()
 	work()
 	for {
 		select {
@@ -120,8 +110,6 @@ func runEvery(ctx context.Context, interval, flush time.Duration, work, retry fu
 			return
 		case <-t.C:
 			work()
-		case <-f.C:
-			retry()
 		}
 		if ctx.Err() != nil {
 			return

@@ -60,8 +60,9 @@ func (c *countInput) gathers() int {
 	return c.n
 }
 
-// recordOutput keeps what it is given. FailWrites makes every Write fail;
-// with Buffered, it behaves as an Undeliverer holding Pending metrics.
+// recordOutput keeps what it is given. FailWrites makes every Write fail.
+// Pending metrics are held undelivered; each Write(nil) delivers one,
+// unless Buffered says they are stuck for good.
 type recordOutput struct {
 	FailWrites bool `toml:"fail_writes"`
 	Buffered   bool `toml:"buffered"`
@@ -89,7 +90,7 @@ func (r *recordOutput) Write(ms []telegraf.Metric) error {
 	defer r.mu.Unlock()
 	if ms == nil {
 		r.nilWrites++
-		if r.Pending > 0 {
+		if r.Pending > 0 && !r.Buffered {
 			r.Pending--
 		}
 		return nil
@@ -127,8 +128,24 @@ func (r *recordOutput) batchSizes() []int {
 	return sizes
 }
 
-// bufferedOutput is a recordOutput that reports what it still holds.
-type bufferedOutput struct{ recordOutput }
+// bufferedOutput is a recordOutput that keeps what Add gives it and
+// reports Pending metrics as still held: each Write(nil) delivers one.
+type bufferedOutput struct {
+	recordOutput
+	ready chan struct{}
+}
+
+func (b *bufferedOutput) Add(ms []telegraf.Metric) {
+	b.mu.Lock()
+	b.batches = append(b.batches, ms)
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (b *bufferedOutput) Ready() <-chan struct{} { return b.ready }
 
 func (b *bufferedOutput) Undelivered() int {
 	b.mu.Lock()
@@ -139,7 +156,7 @@ func (b *bufferedOutput) Undelivered() int {
 func init() {
 	inputs.Add("shim_count", func() telegraf.Input { return &countInput{} })
 	outputs.Add("shim_record", func() telegraf.Output { return &recordOutput{} })
-	outputs.Add("shim_buffered", func() telegraf.Output { return &bufferedOutput{} })
+	outputs.Add("shim_buffered", func() telegraf.Output { return &bufferedOutput{ready: make(chan struct{}, 1)} })
 }
 
 // syncBuffer is a bytes.Buffer safe for the runner's and the test's goroutines.
