@@ -17,6 +17,8 @@ import (
 
 type binaries struct {
 	HapMonitor, Telegraf string
+	// Baseline is an earlier hap-monitor build to compare -once with.
+	Baseline string
 }
 
 func buildBinaries(ctx context.Context, withTelegraf bool) (binaries, error) {
@@ -144,6 +146,11 @@ func makeCases(dir string, bins binaries, h *testbed.HAProxy, sink *lineSink) ([
 			return delivered(runCommand(ctx, false, bins.HapMonitor,
 				"--backend", sink.Addr()+"::bench", "--type", "G", "--protocol", "tcp", "--sockets", h.AdminSocket))
 		}},
+	}
+	if bins.Baseline != "" {
+		cases = append(cases, benchCase{Name: "baseline -once, every field", Kind: "baseline", Run: func(ctx context.Context) sample {
+			return delivered(runCommand(ctx, false, bins.Baseline, "-config", path("pipeline.toml"), "-once"))
+		}})
 	}
 	if bins.Telegraf != "" {
 		cases = append(cases,
@@ -317,6 +324,10 @@ func (r *sizeResult) printTargets(w io.Writer) {
 	}
 	if v, ok := m("hap-monitor, original's command line", wall); ok {
 		fmt.Fprintf(w, "- original's field set within 1.3x the floor: %.2fx, %s\n", v/floor, verdict(v/floor <= 1.3))
+	}
+	if b, ok := m("baseline -once, every field", wall); ok {
+		v, _ := m("hap-monitor -once, every field", wall)
+		fmt.Fprintf(w, "- -once no slower than the baseline build: %s vs %s (%.2fx), %s\n", dur(v), dur(b), v/b, verdict(v <= b*1.05))
 	}
 	hm, ok1 := m("hap-monitor -once, every field", wall)
 	tg, ok2 := m("telegraf --once", wall)

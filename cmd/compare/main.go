@@ -3,6 +3,9 @@
 // same real HAProxy, and prints medians and ratios as a Markdown table.
 //
 //	go run ./cmd/compare -sizes 10x10,100x10,1000x10 -runs 5
+//
+// With -baseline BIN, an earlier build's -once runs in the same rounds,
+// so that a change is judged against it on the same machine and moment.
 package main
 
 import (
@@ -22,11 +25,12 @@ func main() {
 	runs := flag.Int("runs", 5, "runs of each case per size (medians are reported)")
 	execdSeconds := flag.Int("execd-seconds", 10, "how long the execd input mode runs at a 1 s interval (0 skips it)")
 	skipTelegraf := flag.Bool("skip-telegraf", false, "leave Telegraf out (it is built on first use, 2-3 minutes cold)")
+	baseline := flag.String("baseline", "", "another hap-monitor `binary` (an earlier build) whose -once runs beside this one's, interleaved")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *sizes, *runs, *execdSeconds, !*skipTelegraf); err != nil {
+	if err := run(ctx, *sizes, *runs, *execdSeconds, !*skipTelegraf, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "E!", err)
 		os.Exit(1)
 	}
@@ -50,7 +54,7 @@ func parseSizes(list string) ([]size, error) {
 	return out, nil
 }
 
-func run(ctx context.Context, sizeList string, runs, execdSeconds int, withTelegraf bool) error {
+func run(ctx context.Context, sizeList string, runs, execdSeconds int, withTelegraf bool, baseline string) error {
 	sizes, err := parseSizes(sizeList)
 	if err != nil {
 		return err
@@ -62,6 +66,7 @@ func run(ctx context.Context, sizeList string, runs, execdSeconds int, withTeleg
 	if err != nil {
 		return err
 	}
+	bins.Baseline = baseline
 	host, _ := os.Hostname()
 	fmt.Printf("# hap-monitor comparison, %s\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Printf("Machine: %s, %s. Runs per case: %d (medians). Command: `go run ./cmd/compare %s`\n\n",
