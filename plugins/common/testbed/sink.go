@@ -96,6 +96,7 @@ type GraphiteSink struct {
 	Addr string
 
 	opts   SinkOptions
+	marker []byte
 	wg     sync.WaitGroup
 	nLines atomic.Int64
 	nBytes atomic.Int64
@@ -124,6 +125,7 @@ type GraphiteSink struct {
 func StartGraphiteSink(ctx context.Context, addr string, opts SinkOptions) (*GraphiteSink, error) {
 	s := &GraphiteSink{
 		opts:   opts,
+		marker: []byte(opts.Marker),
 		resume: make(chan struct{}),
 		open:   map[net.Conn]bool{},
 		counts: SinkCounts{Lines: map[int64]int{}, Marks: map[int64]int{}},
@@ -324,12 +326,15 @@ func (s *GraphiteSink) consume(st *connState, p []byte, stop chan struct{}) (int
 		}
 		s.add(st, line)
 		st.partial, p, n = st.partial[:0], p[i+1:], n+1
-		if s.opts.PauseAfter > 0 && s.nLines.Load() >= int64(s.opts.PauseAfter) {
+		if s.opts.PauseAfter > 0 && s.nLines.Add(1) >= int64(s.opts.PauseAfter) {
 			s.flush(st)
 			if !s.wait(stop) {
 				return n, false
 			}
 		}
+	}
+	if s.opts.PauseAfter == 0 {
+		s.nLines.Add(int64(n))
 	}
 	s.flush(st)
 	return n, true
@@ -346,18 +351,44 @@ func (s *GraphiteSink) add(st *connState, line []byte) {
 		s.mu.Unlock()
 	case KeepCounts:
 		sp := bytes.LastIndexByte(line, ' ')
-		ts, err := strconv.ParseInt(string(line[sp+1:]), 10, 64)
-		if sp < 0 || err != nil {
+		ts, ok := parseTimestamp(line[sp+1:])
+		if sp < 0 || !ok {
 			st.bad++
 			st.badEx = string(line)
 			break
 		}
 		st.lines[ts]++
-		if path, _, _ := bytes.Cut(line, []byte{' '}); s.opts.Marker != "" && bytes.HasSuffix(path, []byte(s.opts.Marker)) {
+		if path, _, _ := bytes.Cut(line, []byte{' '}); len(s.marker) > 0 && bytes.HasSuffix(path, s.marker) {
 			st.marks[ts]++
 		}
 	}
-	s.nLines.Add(1)
+}
+
+// parseTimestamp parses a line's last field as strconv.ParseInt does in
+// base 10, without allocating for the usual digits.
+func parseTimestamp(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		v, err := strconv.ParseInt(string(b), 10, 64)
+		return v, err == nil
+	}
+	neg, digits := false, b
+	if b[0] == '-' || b[0] == '+' {
+		neg, digits = b[0] == '-', b[1:]
+	}
+	if len(digits) == 0 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 // flush adds a KeepCounts connection's counts to the sink's.
