@@ -5,19 +5,27 @@ import (
 	"sync"
 )
 
-// readAheadChunk is how much one read from the socket asks for.
-const readAheadChunk = 64 << 10
+const (
+	// readAheadChunk is how much one read from the socket asks for.
+	readAheadChunk = 64 << 10
+	// readAheadMax bounds what waits for the parser: the whole answer of
+	// a 5000 backends x 10 servers HAProxy. Past it the socket waits (an
+	// answer of garbage must not fill the memory).
+	readAheadMax = 16 << 20
+)
 
 // readAhead reads r to its end on a goroutine of its own, as fast as r
 // gives, and keeps what the parser has not taken yet in memory. The parser
 // may be held back by what is done with the metrics downstream (an output
 // whose buffer is full while a slow Graphite catches up); the socket never
 // waits for it, so the socket's timeout covers the socket alone. What is
-// kept is the CSV, a small fraction of the metrics made from it.
+// kept is the CSV, a small fraction of the metrics made from it, and at
+// most readAheadMax of it.
 type readAhead struct {
 	mu     sync.Mutex
 	more   *sync.Cond
 	chunks [][]byte
+	held   int   // bytes in chunks
 	err    error // the reader's last error, io.EOF at the end
 	n      int64 // bytes read from r
 }
@@ -31,11 +39,17 @@ func newReadAhead(r io.Reader) *readAhead {
 
 func (ra *readAhead) fill(r io.Reader) {
 	for {
+		ra.mu.Lock()
+		for ra.held >= readAheadMax {
+			ra.more.Wait()
+		}
+		ra.mu.Unlock()
 		buf := make([]byte, readAheadChunk)
 		n, err := r.Read(buf)
 		ra.mu.Lock()
 		if n > 0 {
 			ra.chunks = append(ra.chunks, buf[:n])
+			ra.held += n
 			ra.n += int64(n)
 		}
 		if err != nil {
@@ -67,6 +81,10 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 	} else {
 		ra.chunks[0] = ra.chunks[0][n:]
 	}
+	if ra.held >= readAheadMax && ra.held-n < readAheadMax {
+		ra.more.Broadcast() // the reader may go on
+	}
+	ra.held -= n
 	return n, nil
 }
 
