@@ -24,7 +24,7 @@ const (
 	// TCP stack acknowledged them, to send again should the connection
 	// turn out to have dropped them (a reset instead of a clean close).
 	// It covers Linux's largest default receive buffer (6 MB).
-	retainBytes = 16 << 20
+	retainBytes = 8 << 20
 	// confirmWait is the longest Close waits for a server to close its
 	// side after ours: a clean close proves it read everything, but a
 	// server may keep its side open, and everything was acknowledged.
