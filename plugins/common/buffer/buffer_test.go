@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,30 +13,13 @@ import (
 	"github.com/influxdata/telegraf/metric"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
 var t0 = time.Unix(1700000000, 0)
 
-// logBuffer collects log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newLog() (telegraf.Logger, *logBuffer) {
-	lb := &logBuffer{}
+func newLog() (telegraf.Logger, *testbed.SyncBuffer) {
+	lb := &testbed.SyncBuffer{}
 	return logger.New(logger.NewSink(lb, telegraf.Debug), "buffer"), lb
 }
 
@@ -142,7 +124,7 @@ func TestOverflowConfirmsAcknowledgedFirst(t *testing.T) {
 	}
 }
 
-func newSpool(t *testing.T, dir string) (*Spool, *logBuffer) {
+func newSpool(t *testing.T, dir string) (*Spool, *testbed.SyncBuffer) {
 	t.Helper()
 	log, logs := newLog()
 	s, err := NewSpool(dir, "out-1", log)
