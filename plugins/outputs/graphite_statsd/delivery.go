@@ -116,10 +116,13 @@ func (o *GraphiteStatsd) dial(ctx context.Context, t *target) (*link, error) {
 	return l, nil
 }
 
-// closeLink closes the current connection.
+// closeLink closes the current connection's socket. Under TLS it sends
+// no close_notify: a finished link sent it already, and on a failed one
+// crypto/tls would wait up to 5 s, whatever timeout says, for a server
+// that stopped reading to take it.
 func (o *GraphiteStatsd) closeLink() {
 	if o.link != nil {
-		o.link.conn.Close() //nolint:errcheck // nothing useful to do with it
+		o.link.wire.Conn.Close() //nolint:errcheck // nothing useful to do with it
 		o.link = nil
 	}
 }
@@ -278,13 +281,18 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 		}
 		o.buf.Failed()
 		wait := t.fail(o.minBackoff, o.maxBackoff)
-		errs = append(errs, fmt.Sprintf("%v (next try in %s)", err, wait.Round(time.Millisecond)))
+		if final {
+			errs = append(errs, err.Error())
+		} else {
+			errs = append(errs, fmt.Sprintf("%v (next try in %s)", err, wait.Round(time.Millisecond)))
+		}
 	}
-	if !tried {
+	switch {
+	case !tried:
 		o.Log.Debugf("all servers are backing off; %d metrics wait in the buffer", o.buf.Len())
-		return
-	}
-	if len(errs) > 0 {
+	case len(errs) > 0 && final:
+		o.Log.Errorf("last delivery failed, %d metrics left: %s", o.buf.Len(), strings.Join(errs, "; "))
+	case len(errs) > 0:
 		o.Log.Errorf("delivery failed, %d metrics kept for the next try: %s", o.buf.Len(), strings.Join(errs, "; "))
 	}
 }
