@@ -173,10 +173,10 @@ func (o *GraphiteStatsd) confirmKept(l *link, n int) {
 
 // check settles what the last write left on the open connection: if the
 // server is still there, quiet and caught up, or closed cleanly (carbon
-// closes with unread data only by a reset), it took what it acknowledged. A reset or
-// any other error means some of it may be lost: it is sent again (Graphite
-// and statsd gauges keep the last value for a path and time, so a repeat
-// is harmless).
+// closes with unread data only by a reset), it took what it acknowledged.
+// A reset or any other error means some of it may be lost: it is sent
+// again (Graphite and statsd gauges keep the last value for a path and
+// time, so a repeat is harmless).
 func (o *GraphiteStatsd) check(l *link) {
 	err := peek(l.conn)
 	if errors.Is(err, io.EOF) {

@@ -268,8 +268,13 @@ func (o *GraphiteStatsd) Add(metrics []telegraf.Metric) {
 }
 
 // Ready receives a value when metrics were added: a delivery loop waits on
-// it before calling Write(nil).
-func (o *GraphiteStatsd) Ready() <-chan struct{} { return o.buf.Ready() }
+// it before calling Write(nil). Before Connect it never does.
+func (o *GraphiteStatsd) Ready() <-chan struct{} {
+	if o.buf == nil {
+		return nil
+	}
+	return o.buf.Ready()
+}
 
 // Write adds metrics to the buffer, then delivers everything pending, in
 // order, for as long as the server makes progress (a write gives up when
