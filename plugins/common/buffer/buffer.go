@@ -24,9 +24,15 @@ import (
 	"github.com/influxdata/telegraf"
 )
 
-// roomPoll is how often an Add waiting for room asks delivery to look
-// at what the peer acknowledged.
-const roomPoll = 10 * time.Millisecond
+const (
+	// roomPoll is how often an Add waiting for room asks delivery to
+	// look at what the peer acknowledged.
+	roomPoll = 10 * time.Millisecond
+	// briefPatience is how long a pause in delivery's progress is waited
+	// out below the limit. A server that keeps up takes data every few
+	// milliseconds.
+	briefPatience = 500 * time.Millisecond
+)
 
 type entry struct {
 	m telegraf.Metric
@@ -52,14 +58,16 @@ type Buffer struct {
 	lost      int // held at Close and not spooled
 	ready     chan struct{}
 
-	// While delivery makes progress, a full buffer makes Add wait for
-	// room rather than spool or drop: a slow peer that keeps reading
-	// loses nothing. patience is how long progress may pause; 0 never
-	// waits.
-	patience time.Duration
-	progress time.Time // when the peer last took data
-	healthy  bool      // no failure since that progress
-	room     chan struct{}
+	// While delivery makes progress, Add waits for room once more than
+	// waitAbove metrics are pending or in flight, rather than hold a
+	// whole gather in memory, or spool or drop at the limit: a slow peer
+	// that keeps reading loses nothing. patience is how long progress
+	// may pause; 0 never waits.
+	patience  time.Duration
+	waitAbove int
+	progress  time.Time // when the peer last took data
+	healthy   bool      // no failure since that progress
+	room      chan struct{}
 }
 
 // New returns a buffer of at most limit metrics; spool may be nil.
@@ -72,12 +80,15 @@ func New(limit int, spool *Spool, log telegraf.Logger) *Buffer {
 	}
 }
 
-// WaitForRoom makes a full buffer's Add wait for room while delivery
-// reports Progress at least every patience, instead of spooling or
-// dropping at once.
-func (b *Buffer) WaitForRoom(patience time.Duration) {
+// WaitForRoom makes Add wait for room once more than above metrics (at
+// most the limit) are pending or in flight, instead of holding more in
+// memory, spooling or dropping: below the limit while delivery reports
+// Progress at least every half second (or patience, if shorter), at the
+// limit while it does at least every patience. A failed delivery is
+// never waited for.
+func (b *Buffer) WaitForRoom(patience time.Duration, above int) {
 	b.mu.Lock()
-	b.patience = patience
+	b.patience, b.waitAbove = patience, min(above, b.limit)
 	b.mu.Unlock()
 }
 
@@ -109,10 +120,20 @@ func (b *Buffer) signalRoom() {
 func (b *Buffer) waitForRoomLocked(n int) {
 	for {
 		used := b.lenLocked() - b.acked // acknowledged ones make room at once
-		if used == 0 || used+n <= b.limit || !b.healthy || b.patience <= 0 {
+		if used == 0 || !b.healthy {
 			return
 		}
-		wait := b.patience - time.Since(b.progress)
+		// Below the limit, waiting only saves memory: a pause in
+		// progress ends it soon. At the limit it saves metrics: the
+		// whole patience is given.
+		var patience time.Duration
+		switch {
+		case used+n > b.limit:
+			patience = b.patience
+		case used+n > b.waitAbove:
+			patience = min(b.patience, briefPatience)
+		}
+		wait := patience - time.Since(b.progress)
 		if wait <= 0 {
 			return
 		}
@@ -133,8 +154,8 @@ func (b *Buffer) waitForRoomLocked(n int) {
 // Ready receives a value after Add, so a delivery loop can wait for work.
 func (b *Buffer) Ready() <-chan struct{} { return b.ready }
 
-// Add appends ms. When they do not fit and delivery is making progress
-// (see WaitForRoom), it waits for room. Past the limit it then confirms
+// Add appends ms. While delivery is making progress it first waits for
+// room (see WaitForRoom). Past the limit it then confirms
 // acknowledged metrics (the peer has them), then moves the oldest pending
 // metrics to the spool, or drops them when there is no spool; either way
 // it logs how many.

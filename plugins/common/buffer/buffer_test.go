@@ -301,7 +301,7 @@ func TestOldSingleSpoolFileIsLoaded(t *testing.T) {
 func TestFullBufferWaitsForRoomWhileDeliveryProgresses(t *testing.T) {
 	log, logs := newLog()
 	b := New(10, nil, log)
-	b.WaitForRoom(time.Minute)
+	b.WaitForRoom(time.Minute, 10)
 	b.Add(seq(0, 10))
 	b.Take(10)
 	b.Progress()
@@ -334,7 +334,7 @@ func TestFullBufferNeverWaitsOnAFailedOrSilentDelivery(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			log, _ := newLog()
 			b := New(10, nil, log)
-			b.WaitForRoom(20 * time.Millisecond)
+			b.WaitForRoom(20*time.Millisecond, 10)
 			b.Add(seq(0, 10))
 			b.Take(10)
 			prepare(b)
@@ -349,5 +349,38 @@ func TestFullBufferNeverWaitsOnAFailedOrSilentDelivery(t *testing.T) {
 				t.Fatal("Add waited for room although delivery is not progressing")
 			}
 		})
+	}
+}
+
+func TestAboveTheMarkAddWaitsOnlyABriefPause(t *testing.T) {
+	log, _ := newLog()
+	b := New(100, nil, log)
+	b.WaitForRoom(time.Minute, 5)
+	b.Add(seq(0, 5))
+	b.Take(5)
+	b.Progress()
+	added := make(chan struct{})
+	go func() {
+		defer close(added)
+		b.Add(seq(5, 7))
+	}()
+	select {
+	case <-added:
+		t.Fatal("Add did not wait above the mark while delivery makes progress")
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.Delivered(3)
+	<-added
+	// Silent for longer than the brief pause: Add holds the metrics
+	// instead of waiting out the patience.
+	b.Take(4)
+	time.Sleep(briefPatience + 50*time.Millisecond)
+	start := time.Now()
+	b.Add(seq(7, 12))
+	if waited := time.Since(start); waited > briefPatience {
+		t.Fatalf("Add waited %s on a silent delivery below the limit", waited)
+	}
+	if b.Len() != 9 || b.Dropped() != 0 {
+		t.Fatalf("Len %d, Dropped %d; want 9 and 0", b.Len(), b.Dropped())
 	}
 }

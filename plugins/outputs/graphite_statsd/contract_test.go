@@ -156,7 +156,9 @@ func TestStalledServerLosesNothingAcrossTwoRuns(t *testing.T) {
 	}
 }
 
-func TestAddNeverWaitsOnAStalledServer(t *testing.T) {
+// TestAddDoesNotWaitOutAStalledWrite: below the limit, Add waits at most
+// a brief pause in progress, never a write's whole timeout.
+func TestAddDoesNotWaitOutAStalledWrite(t *testing.T) {
 	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{Stalled: true})
 	o, _ := newOutput(t, []string{s.Addr}, func(o *GraphiteStatsd) {
 		o.Timeout = config.Duration(5 * time.Second)

@@ -42,6 +42,11 @@ const (
 	maxUDPPayload = 65507
 	minPacketSize = 64
 
+	// waitAbove is how many metrics may wait for a server that keeps
+	// reading before Add waits too: two of Telegraf's default batches,
+	// so that a gather streams through instead of piling up in memory.
+	waitAbove = 2000
+
 	defaultMaxPacketSize = 1432
 	defaultBufferLimit   = 20000
 	defaultTimeout       = 5 * time.Second
@@ -238,7 +243,7 @@ func (o *GraphiteStatsd) Connect() error {
 		}
 	}
 	o.buf = buffer.New(o.MetricBufferLimit, spool, o.Log)
-	o.buf.WaitForRoom(time.Duration(o.Timeout))
+	o.buf.WaitForRoom(time.Duration(o.Timeout), waitAbove)
 	if _, err := o.buf.LoadSpool(); err != nil {
 		return fmt.Errorf("spool_dir: %w", err)
 	}
@@ -255,10 +260,11 @@ func (o *GraphiteStatsd) spoolName() string {
 }
 
 // Add takes metrics into the buffer. It never waits on a server that
-// makes no progress: when the buffer is full (metric_buffer_limit) it
-// waits for room only while a server keeps taking data, at least every
-// timeout; otherwise the oldest go to the spool (or, without spool_dir,
-// are dropped), counted and logged. Write(nil) or Close delivers them.
+// makes no progress: with more than 2000 metrics waiting it waits for
+// room only while a server keeps taking data, at least every timeout;
+// otherwise it fills the buffer, and past metric_buffer_limit the oldest
+// go to the spool (or, without spool_dir, are dropped), counted and
+// logged. Write(nil) or Close delivers them.
 func (o *GraphiteStatsd) Add(metrics []telegraf.Metric) {
 	if o.buf == nil {
 		o.Log.Errorf("%d metrics added before Connect are lost", len(metrics))
