@@ -24,7 +24,9 @@ const (
 type readAhead struct {
 	mu     sync.Mutex
 	more   *sync.Cond
-	chunks [][]byte
+	chunks [][]byte // read, not yet taken; chunks[0][off:] is next
+	off    int
+	spare  [][]byte // chunks the parser is done with, to read into again
 	held   int   // bytes in chunks
 	err    error // the reader's last error, io.EOF at the end
 	n      int64 // bytes read from r
@@ -43,8 +45,13 @@ func (ra *readAhead) fill(r io.Reader) {
 		for ra.held >= readAheadMax {
 			ra.more.Wait()
 		}
+		var buf []byte
+		if k := len(ra.spare); k > 0 {
+			buf, ra.spare = ra.spare[k-1], ra.spare[:k-1]
+		} else {
+			buf = make([]byte, readAheadChunk)
+		}
 		ra.mu.Unlock()
-		buf := make([]byte, readAheadChunk)
 		n, err := r.Read(buf)
 		ra.mu.Lock()
 		if n > 0 {
@@ -74,12 +81,15 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 	if len(ra.chunks) == 0 {
 		return 0, ra.err
 	}
-	n := copy(p, ra.chunks[0])
-	if n == len(ra.chunks[0]) {
+	c := ra.chunks[0]
+	n := copy(p, c[ra.off:])
+	ra.off += n
+	if ra.off == len(c) {
+		if cap(c) == readAheadChunk && len(ra.spare) < 4 {
+			ra.spare = append(ra.spare, c[:cap(c)])
+		}
 		ra.chunks[0] = nil
-		ra.chunks = ra.chunks[1:]
-	} else {
-		ra.chunks[0] = ra.chunks[0][n:]
+		ra.chunks, ra.off = ra.chunks[1:], 0
 	}
 	if ra.held >= readAheadMax && ra.held-n < readAheadMax {
 		ra.more.Broadcast() // the reader may go on

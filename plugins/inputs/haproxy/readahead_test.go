@@ -1,0 +1,72 @@
+package haproxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// endless gives zeros forever and counts what it gave.
+type endless struct{ n atomic.Int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	clear(p)
+	e.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+func TestReadAheadGivesEverythingInOrderThenTheError(t *testing.T) {
+	want := bytes.Repeat([]byte("0123456789abcdef"), 100000) // 1.6 MB, many chunks
+	cut := errors.New("cut")
+	ra := newReadAhead(io.MultiReader(bytes.NewReader(want), errReader{cut}))
+	var got bytes.Buffer
+	buf := make([]byte, 1000) // the parser takes less than a chunk at a time
+	for {
+		n, err := ra.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			if !errors.Is(err, cut) {
+				t.Fatalf("error %v, want the reader's", err)
+			}
+			break
+		}
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("got %d bytes, want the %d given, in order", got.Len(), len(want))
+	}
+	if ra.count() != int64(len(want)) {
+		t.Fatalf("count %d, want %d", ra.count(), len(want))
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+func TestReadAheadStopsAtItsBound(t *testing.T) {
+	src := &endless{}
+	ra := newReadAhead(src)
+	deadline := time.Now().Add(10 * time.Second)
+	for src.n.Load() < readAheadMax && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := src.n.Load(); n > readAheadMax+readAheadChunk {
+		t.Fatalf("read %d bytes ahead of a parser that took none, bound %d", n, readAheadMax)
+	}
+	// Taking some lets it read on.
+	buf := make([]byte, readAheadChunk)
+	for range 4 {
+		io.ReadFull(ra, buf) //nolint:errcheck // endless
+	}
+	before := src.n.Load()
+	for src.n.Load() == before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if src.n.Load() == before {
+		t.Fatal("the reader did not go on once the parser took some")
+	}
+}
