@@ -178,7 +178,7 @@ func (o *GraphiteStatsd) confirmKept(l *link, n int) {
 // again (Graphite and statsd gauges keep the last value for a path and
 // time, so a repeat is harmless).
 func (o *GraphiteStatsd) check(l *link) {
-	err := peek(l.conn)
+	err := peekLink(l)
 	if errors.Is(err, io.EOF) {
 		// Lines that reached the server after its close were reset; a
 		// read still sees only the close.
@@ -205,7 +205,39 @@ func (o *GraphiteStatsd) check(l *link) {
 	o.closeLink()
 }
 
-// peek reads without waiting: nil if the connection is open and quiet.
+// peekLink tells, without waiting, whether l is open and quiet (nil),
+// closed by the server (io.EOF) or failed. It asks the socket first
+// (MSG_PEEK, no wait); only a server that sent something is read through
+// the connection, to take it (TLS session tickets, an alert).
+func peekLink(l *link) error {
+	if l.tcp == nil {
+		return peek(l.conn)
+	}
+	raw, err := l.tcp.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var n int
+	var rerr error
+	var b [1]byte
+	if err := raw.Control(func(fd uintptr) {
+		n, _, rerr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	}); err != nil {
+		return err
+	}
+	switch {
+	case errors.Is(rerr, syscall.EAGAIN):
+		return nil
+	case rerr != nil:
+		return rerr
+	case n == 0:
+		return io.EOF
+	}
+	return peek(l.conn)
+}
+
+// peek reads without waiting long: nil if the connection is open and
+// quiet.
 func peek(conn net.Conn) error {
 	var b [256]byte
 	// A deadline already past fails before reading: give the read a
