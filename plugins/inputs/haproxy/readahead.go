@@ -27,9 +27,9 @@ type readAhead struct {
 	chunks [][]byte // read, not yet taken; chunks[0][off:] is next
 	off    int
 	spare  [][]byte // chunks the parser is done with, to read into again
-	held   int   // bytes in chunks
-	err    error // the reader's last error, io.EOF at the end
-	n      int64 // bytes read from r
+	held   int      // bytes in chunks
+	err    error    // the reader's last error, io.EOF at the end
+	n      int64    // bytes read from r
 }
 
 func newReadAhead(r io.Reader) *readAhead {
