@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -261,7 +260,7 @@ func TestSignalPIPEOnStdoutEndsExecdInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncLog
+	var stderr testbed.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -426,36 +425,18 @@ func TestSignalSecondTERMWhileShuttingDown(t *testing.T) {
 	checkSpooled(t, stderr, spool, -1)
 }
 
-// syncLog is stderr for runs in this process.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // inProcess runs runWithSignals with signals sent on the returned channel.
 type inProcess struct {
 	sigs           chan os.Signal
 	stdin          *io.PipeWriter
-	stdout, stderr *syncLog
+	stdout, stderr *testbed.SyncBuffer
 	code           chan int
 }
 
 func startInProcess(t *testing.T, args ...string) *inProcess {
 	t.Helper()
 	r, w := io.Pipe()
-	p := &inProcess{sigs: make(chan os.Signal, 4), stdin: w, stdout: &syncLog{}, stderr: &syncLog{}, code: make(chan int, 1)}
+	p := &inProcess{sigs: make(chan os.Signal, 4), stdin: w, stdout: &testbed.SyncBuffer{}, stderr: &testbed.SyncBuffer{}, code: make(chan int, 1)}
 	go func() { p.code <- runWithSignals(context.Background(), p.sigs, args, r, p.stdout, p.stderr) }()
 	t.Cleanup(func() { w.Close() })
 	return p

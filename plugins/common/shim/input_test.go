@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
 // chanReader hands each chunk sent on ch to one Read; closing ch is EOF.
@@ -29,7 +31,7 @@ type inputRun struct {
 	stdin  chanReader
 	out    *bufio.Scanner
 	done   chan error
-	logs   *syncBuffer
+	logs   *testbed.SyncBuffer
 	cancel context.CancelFunc
 }
 

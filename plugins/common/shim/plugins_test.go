@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
 // countInput emits one metric per gather, "count,src=NAME n=<gather number>".
@@ -159,28 +159,10 @@ func init() {
 	outputs.Add("shim_buffered", func() telegraf.Output { return &bufferedOutput{ready: make(chan struct{}, 1)} })
 }
 
-// syncBuffer is a bytes.Buffer safe for the runner's and the test's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // load parses a config whose plugins log to the returned buffer.
-func load(t *testing.T, text string) (*config.Config, *logger.Sink, *syncBuffer) {
+func load(t *testing.T, text string) (*config.Config, *logger.Sink, *testbed.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testbed.SyncBuffer{}
 	sink := logger.NewSink(logs, telegraf.Info)
 	cfg, err := config.Parse([]byte(text), "test.conf", sink)
 	if err != nil {
