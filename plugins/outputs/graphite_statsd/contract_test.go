@@ -282,3 +282,26 @@ func TestFullBufferWaitsForASlowServerInsteadOfDropping(t *testing.T) {
 		t.Fatalf("the sink read %d lines, want the 20000 in order", len(got))
 	}
 }
+
+func TestAServerThatTakesDataThenDropsIsNotBackedOffMore(t *testing.T) {
+	// Each connection is read for 10 lines, then reset: the server is
+	// alive, and its backoff must not grow as for a dead one.
+	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{CloseAfter: 10})
+	o, logs := newOutput(t, []string{s.Addr}, func(o *GraphiteStatsd) {
+		o.minBackoff, o.maxBackoff = 20*time.Millisecond, 10*time.Second
+	})
+	o.Add(seqMetrics(0, 300000, t0)) // far more than the socket buffers hold
+	for i := 0; i < 4; i++ {
+		o.Write(nil) //nolint:errcheck // always nil here
+		time.Sleep(30 * time.Millisecond)
+	}
+	failed := regexp.MustCompile(`next try in (\S+)\)`).FindAllStringSubmatch(logs.String(), -1)
+	if len(failed) < 2 {
+		t.Fatalf("%d failed deliveries, want the writes to fail on the resets\n%s", len(failed), logs)
+	}
+	for _, f := range failed {
+		if f[1] != "20ms" {
+			t.Fatalf("backoff grew to %s for a server that took data each time\n%s", f[1], logs)
+		}
+	}
+}

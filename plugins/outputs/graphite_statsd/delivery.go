@@ -387,6 +387,11 @@ func (o *GraphiteStatsd) deliverTo(ctx context.Context, t *target, final bool) e
 		}
 	}
 	if err != nil {
+		if l.acked > 0 {
+			// It took data before it failed: a live server that drops
+			// connections, not a dead one. Its backoff starts over.
+			t.failures = 0
+		}
 		o.buf.Retry()
 		o.closeLink()
 		return err
