@@ -305,3 +305,39 @@ func TestAServerThatTakesDataThenDropsIsNotBackedOffMore(t *testing.T) {
 		}
 	}
 }
+
+func TestLastTryResendsInPortionsToAServerThatDropsAfterNLines(t *testing.T) {
+	// Every connection is reset after 100 lines: what it acknowledged
+	// cannot be told read from unread, so the last try halves what it
+	// sends until a portion fits and the server closes cleanly.
+	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{CloseAfter: 100})
+	o, logs := newOutput(t, []string{s.Addr}, nil)
+	o.Add(seqMetrics(0, 1000, t0))
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := o.Undelivered(); n != 0 {
+		t.Fatalf("Undelivered() = %d\n%s", n, logs)
+	}
+	if got, want := sortedLines(s.Lines()), sortedLines(seqLines(0, 1000, t0)); !slices.Equal(got, want) {
+		t.Fatalf("the server has %d distinct lines, want %d\n%s", len(got), len(want), logs)
+	}
+	t.Logf("%d connections, %d lines with repeats", s.Accepted(), len(s.Lines()))
+}
+
+func TestLastTryDoesNotMistakeAStalledServerForOneThatDrops(t *testing.T) {
+	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{Stalled: true})
+	o, logs := newOutput(t, []string{s.Addr}, func(o *GraphiteStatsd) {
+		o.Timeout = config.Duration(300 * time.Millisecond)
+	})
+	o.Add(seqMetrics(0, 300000, t0))
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := o.Undelivered(); n != 300000 {
+		t.Fatalf("Undelivered() = %d, want all 300000: a server that stopped reading confirmed nothing\n%s", n, logs)
+	}
+	if s.Accepted() != 1 {
+		t.Fatalf("%d connections: the last try sent portions to a stalled server", s.Accepted())
+	}
+}

@@ -31,6 +31,9 @@ const (
 	confirmWait = 250 * time.Millisecond
 	// peekWait is how long a liveness check waits for the kernel's news.
 	peekWait = time.Millisecond
+	// maxPortionTries bounds how often the last try halves its portion
+	// for a server that takes data and drops the connection.
+	maxPortionTries = 8
 )
 
 // target is one server and its backoff.
@@ -67,6 +70,21 @@ type link struct {
 	pieces []piece // writes not yet acknowledged
 	flight []int64 // end offset of each metric in flight, oldest first
 	kept   []int64 // end offset of each acknowledged, unconfirmed metric
+
+	carried int // metrics taken to send on it
+	limit   int // the most it may carry; 0 is no limit
+}
+
+// attempt is how a failed delivery went, for the last try's portions.
+type attempt struct {
+	carried int  // metrics it took to send
+	dropped bool // the server acknowledged some, then reset the connection
+}
+
+// isReset tells whether err is the peer resetting the connection (not a
+// timeout: a server that stopped reading is not one that drops).
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // piece is where one write ended, in serialised and in wire bytes (they
@@ -307,6 +325,9 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 		}
 		tried = true
 		err := o.deliverTo(ctx, t, final)
+		if err != nil && final && o.Transport == transportTCP {
+			err = o.deliverInPortions(ctx, t, err)
+		}
 		if err == nil {
 			t.failures = 0
 			return
@@ -327,6 +348,26 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 	case len(errs) > 0:
 		o.Log.Errorf("delivery failed, %d metrics kept for the next try: %s", o.buf.Len(), strings.Join(errs, "; "))
 	}
+}
+
+// deliverInPortions is the last try's answer to a server that took data,
+// then reset the connection before confirming it (not a clean close, nor
+// a timeout): what is unconfirmed cannot be told read from unread, so it
+// goes again, in portions half as large at each such failure, each
+// confirmed by the server's clean close, for as long as the server keeps
+// taking data and resetting. It returns the last error, nil once
+// everything went.
+func (o *GraphiteStatsd) deliverInPortions(ctx context.Context, t *target, err error) error {
+	defer func() { o.portion = 0 }()
+	for tries := 0; err != nil && o.lastTry.dropped && tries < maxPortionTries && ctx.Err() == nil; tries++ {
+		o.portion = max(o.lastTry.carried/2, 1)
+		o.Log.Debugf("%s dropped the connection after taking data: sending again %d metrics at a time", t.addr, o.portion)
+		err = o.deliverTo(ctx, t, true)
+		for err == nil && o.buf.Pending() > 0 && ctx.Err() == nil {
+			err = o.deliverTo(ctx, t, true)
+		}
+	}
+	return err
 }
 
 // order returns the servers in the order to try: the configured one,
@@ -354,8 +395,10 @@ func (o *GraphiteStatsd) deliverTo(ctx context.Context, t *target, final bool) e
 	if o.link == nil {
 		l, err := o.dial(ctx, t)
 		if err != nil {
+			o.lastTry = attempt{}
 			return err
 		}
+		l.limit = o.portion
 		o.link = l
 	}
 	l := o.link
@@ -369,7 +412,7 @@ func (o *GraphiteStatsd) deliverTo(ctx context.Context, t *target, final bool) e
 	err := send(l)
 	// Everything went: send what earlier runs spooled and this one could
 	// not hold.
-	for err == nil && ctx.Err() == nil && o.refill() {
+	for err == nil && ctx.Err() == nil && o.buf.Pending() == 0 && o.refill() {
 		err = send(l)
 	}
 	switch {
@@ -387,6 +430,7 @@ func (o *GraphiteStatsd) deliverTo(ctx context.Context, t *target, final bool) e
 		}
 	}
 	if err != nil {
+		o.lastTry = attempt{carried: l.carried, dropped: l.acked > 0 && isReset(err)}
 		if l.acked > 0 {
 			// It took data before it failed: a live server that drops
 			// connections, not a dead one. Its backoff starts over.
@@ -414,10 +458,15 @@ func (o *GraphiteStatsd) refill() bool {
 // acknowledged.
 func (o *GraphiteStatsd) sendLines(l *link) error {
 	for {
-		ms := o.buf.Take(takeBatch)
+		n := takeBatch
+		if l.limit > 0 {
+			n = min(n, l.limit-l.carried)
+		}
+		ms := o.buf.Take(n)
 		if len(ms) == 0 {
 			return nil
 		}
+		l.carried += len(ms)
 		chunk := o.chunk[:0]
 		for _, m := range ms {
 			chunk = o.ser.appendMetric(chunk, m, nil)

@@ -87,7 +87,9 @@ type GraphiteStatsd struct {
 	ser         *serializer
 	targets     []*target
 	buf         *buffer.Buffer
-	link        *link // the open connection, if any
+	link        *link   // the open connection, if any
+	portion     int     // the most metrics a new connection carries; 0 is all
+	lastTry     attempt // how the last failed delivery went
 	closed      bool
 	undelivered int
 	chunk       []byte
