@@ -31,7 +31,7 @@ const (
 	confirmWait = 250 * time.Millisecond
 	// peekWait is how long a liveness check waits for the kernel's news.
 	peekWait = time.Millisecond
-	// maxPortionTries bounds how often the last try halves its portion
+	// maxPortionTries bounds how often one delivery halves its portion
 	// for a server that takes data and drops the connection.
 	maxPortionTries = 8
 )
@@ -75,7 +75,7 @@ type link struct {
 	limit   int // the most it may carry; 0 is no limit
 }
 
-// attempt is how a failed delivery went, for the last try's portions.
+// attempt is how a failed delivery went, for the portions.
 type attempt struct {
 	carried int  // metrics it took to send
 	dropped bool // the server acknowledged some, then reset the connection
@@ -218,6 +218,9 @@ func (o *GraphiteStatsd) check(l *link) {
 		o.Log.Debugf("%s closed the connection; reconnecting on the next write", l.t.addr)
 	default:
 		o.Log.Warnf("connection to %s failed after the last write (%v): sending its %d metrics again", l.t.addr, err, len(l.kept)+len(l.flight))
+		if l.acked > 0 && isReset(err) && o.Transport == transportTCP {
+			o.portion = max(l.carried/2, 1)
+		}
 	}
 	o.buf.Retry() // what is left in flight was never acknowledged
 	o.closeLink()
@@ -325,9 +328,6 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 		}
 		tried = true
 		err := o.deliverTo(ctx, t, final)
-		if err != nil && final && o.Transport == transportTCP {
-			err = o.deliverInPortions(ctx, t, err)
-		}
 		if err == nil {
 			t.failures = 0
 			return
@@ -350,26 +350,6 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 	}
 }
 
-// deliverInPortions is the last try's answer to a server that took data,
-// then reset the connection before confirming it (not a clean close, nor
-// a timeout): what is unconfirmed cannot be told read from unread, so it
-// goes again, in portions half as large at each such failure, each
-// confirmed by the server's clean close, for as long as the server keeps
-// taking data and resetting. It returns the last error, nil once
-// everything went.
-func (o *GraphiteStatsd) deliverInPortions(ctx context.Context, t *target, err error) error {
-	defer func() { o.portion = 0 }()
-	for tries := 0; err != nil && o.lastTry.dropped && tries < maxPortionTries && ctx.Err() == nil; tries++ {
-		o.portion = max(o.lastTry.carried/2, 1)
-		o.Log.Debugf("%s dropped the connection after taking data: sending again %d metrics at a time", t.addr, o.portion)
-		err = o.deliverTo(ctx, t, true)
-		for err == nil && o.buf.Pending() > 0 && ctx.Err() == nil {
-			err = o.deliverTo(ctx, t, true)
-		}
-	}
-	return err
-}
-
 // order returns the servers in the order to try: the configured one,
 // except that an open connection goes first, to finish there.
 func (o *GraphiteStatsd) order() []*target {
@@ -386,12 +366,51 @@ func (o *GraphiteStatsd) order() []*target {
 	return out
 }
 
-// deliverTo sends what is pending to t. On TCP what it wrote stays in the
-// buffer, in flight then acknowledged, until the peer acknowledges and the
-// next write (or the end of Close) finds the connection sound; on UDP what
-// is sent is delivered. On error everything the connection carried goes
-// back to pending and the connection is closed.
+// deliverTo sends what is pending to t, on one connection, or in
+// portions after a server dropped a connection that had taken data: what
+// it acknowledged cannot be told read from unread, so it goes again, in
+// portions half as large at each such drop, each confirmed by the
+// server's clean close, and twice as large after each confirmed one,
+// back to one connection once a portion would hold the whole buffer. A
+// timeout is not a drop: a server that stopped reading gets no portions,
+// which would look delivered once they fit in its receive buffer.
 func (o *GraphiteStatsd) deliverTo(ctx context.Context, t *target, final bool) error {
+	drops, droppedAt := 0, 0
+	for {
+		err := o.deliverOn(ctx, t, final || o.portion > 0)
+		switch {
+		case err == nil && o.portion == 0:
+			return nil
+		case err == nil:
+			// Grow, but not back to a size that was dropped in this
+			// delivery.
+			if next := 2 * o.portion; droppedAt == 0 || next < droppedAt {
+				o.portion = next
+			}
+			if o.portion >= o.MetricBufferLimit {
+				o.portion = 0
+			}
+			if o.buf.Pending() == 0 {
+				return nil
+			}
+		case o.lastTry.dropped && drops < maxPortionTries && ctx.Err() == nil:
+			drops, droppedAt = drops+1, o.lastTry.carried
+			o.portion = max(o.lastTry.carried/2, 1)
+			o.Log.Debugf("%s dropped the connection after taking data: sending %d metrics at a time", t.addr, o.portion)
+		default:
+			return err
+		}
+	}
+}
+
+// deliverOn sends what is pending to t on one connection, at most
+// portion metrics when portion is set. On TCP what it wrote stays in the
+// buffer, in flight then acknowledged, until the peer acknowledges and
+// the next write (or, with finish, the server's close) finds the
+// connection sound; on UDP what is sent is delivered. On error everything
+// the connection carried goes back to pending and the connection is
+// closed.
+func (o *GraphiteStatsd) deliverOn(ctx context.Context, t *target, final bool) error {
 	if o.link == nil {
 		l, err := o.dial(ctx, t)
 		if err != nil {
@@ -431,11 +450,6 @@ func (o *GraphiteStatsd) deliverTo(ctx context.Context, t *target, final bool) e
 	}
 	if err != nil {
 		o.lastTry = attempt{carried: l.carried, dropped: l.acked > 0 && isReset(err)}
-		if l.acked > 0 {
-			// It took data before it failed: a live server that drops
-			// connections, not a dead one. Its backoff starts over.
-			t.failures = 0
-		}
 		o.buf.Retry()
 		o.closeLink()
 		return err
