@@ -336,34 +336,13 @@ func TestSignalStopsThroughTheShutdown(t *testing.T) {
 // answers; accepted tells each connection.
 func silentSocket(t *testing.T, accepted chan<- struct{}) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "silent.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			select {
-			case accepted <- struct{}{}:
-			default:
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(io.Discard, c)
-			}()
+	return testbed.NewFakeSocket(t, func(c net.Conn, _ string) {
+		select {
+		case accepted <- struct{}{}:
+		default:
 		}
-	}()
-	return path
+		io.Copy(io.Discard, c) //nolint:errcheck // until the client goes
+	}).Path
 }
 
 func TestSignalSecondTERMWhileShuttingDown(t *testing.T) {
