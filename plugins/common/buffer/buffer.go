@@ -59,7 +59,7 @@ type Buffer struct {
 	ready     chan struct{}
 
 	// While delivery makes progress, Add waits for room once more than
-	// waitAbove metrics are pending or in flight, rather than hold a
+	// waitAbove metrics are pending (the limit: held), rather than hold a
 	// whole gather in memory, or spool or drop at the limit: a slow peer
 	// that keeps reading loses nothing. patience is how long progress
 	// may pause; 0 never waits.
@@ -81,7 +81,7 @@ func New(limit int, spool *Spool, log telegraf.Logger) *Buffer {
 }
 
 // WaitForRoom makes Add wait for room once more than above metrics (at
-// most the limit) are pending or in flight, instead of holding more in
+// most the limit) are pending, or the limit is held, instead of holding more in
 // memory, spooling or dropping: below the limit while delivery reports
 // Progress at least every half second (or patience, if shorter), at the
 // limit while it does at least every patience. A failed delivery is
@@ -119,18 +119,20 @@ func (b *Buffer) signalRoom() {
 // delivery is making progress.
 func (b *Buffer) waitForRoomLocked(n int) {
 	for {
-		used := b.lenLocked() - b.acked // acknowledged ones make room at once
-		if used == 0 || !b.healthy {
+		held := b.lenLocked() - b.acked // acknowledged ones make room at once
+		pending := held - b.flight
+		if held == 0 || !b.healthy {
 			return
 		}
 		// Below the limit, waiting only saves memory: a pause in
-		// progress ends it soon. At the limit it saves metrics: the
-		// whole patience is given.
+		// progress ends it soon, and what is in flight does not count
+		// (the socket's buffers bound it). At the limit it saves
+		// metrics: the whole patience is given.
 		var patience time.Duration
 		switch {
-		case used+n > b.limit:
+		case held+n > b.limit:
 			patience = b.patience
-		case used+n > b.waitAbove:
+		case pending+n > b.waitAbove:
 			patience = min(b.patience, briefPatience)
 		}
 		wait := patience - time.Since(b.progress)
@@ -244,6 +246,7 @@ func (b *Buffer) Take(max int) []telegraf.Metric {
 		out[i] = e.m
 	}
 	b.flight += n
+	b.signalRoom() // fewer are pending
 	return out
 }
 

@@ -43,9 +43,9 @@ const (
 	minPacketSize = 64
 
 	// waitAbove is how many metrics may wait for a server that keeps
-	// reading before Add waits too: two of Telegraf's default batches,
+	// reading before Add waits too: one of Telegraf's default batches,
 	// so that a gather streams through instead of piling up in memory.
-	waitAbove = 2000
+	waitAbove = 1000
 
 	defaultMaxPacketSize = 1432
 	defaultBufferLimit   = 20000
@@ -262,7 +262,7 @@ func (o *GraphiteStatsd) spoolName() string {
 }
 
 // Add takes metrics into the buffer. It never waits on a server that
-// makes no progress: with more than 2000 metrics waiting it waits for
+// makes no progress: with more than 1000 metrics waiting it waits for
 // room only while a server keeps taking data, at least every timeout;
 // otherwise it fills the buffer, and past metric_buffer_limit the oldest
 // go to the spool (or, without spool_dir, are dropped), counted and
