@@ -326,22 +326,24 @@ func init() {
 }
 
 // addInfo emits the haproxy_info metric of one server.
+// Its fields come in the answer's order, then version: two gathers print
+// the same line.
 func (g *serverGather) addInfo(info infoAnswer) {
-	fields := make(map[string]any, len(info.Fields)+1)
-	for k, v := range info.Fields {
-		if g.h.fields == nil || g.h.fields.Match(k) {
-			fields[k] = v
-		}
-	}
-	if info.Version != "" && (g.h.fields == nil || g.h.fields.Match("version")) {
-		fields["version"] = info.Version
-	}
-	if len(fields) == 0 {
-		return
-	}
 	tags := map[string]string{"server": g.ep.tag}
 	if info.ProcessNum != "" {
 		tags["process_num"] = info.ProcessNum
 	}
-	g.acc.AddMetric(metric.New("haproxy_info", tags, fields, g.ts))
+	m := metric.New("haproxy_info", tags, nil, g.ts)
+	for _, f := range info.Fields {
+		if g.h.fields == nil || g.h.fields.Match(f.Name) {
+			m.AddField(f.Name, f.Value)
+		}
+	}
+	if info.Version != "" && (g.h.fields == nil || g.h.fields.Match("version")) {
+		m.AddField("version", info.Version)
+	}
+	if len(m.FieldList()) == 0 {
+		return
+	}
+	g.acc.AddMetric(m)
 }

@@ -10,12 +10,19 @@ import (
 // infoAnswer is what "show info" told about one HAProxy process.
 type infoAnswer struct {
 	// Fields holds every value that is a decimal integer, under HAProxy's
-	// own name, as int64 (the type never changes with the value).
-	Fields map[string]any
+	// own name, as int64 (the type never changes with the value), in the
+	// answer's order, so that the metric's fields always come in it.
+	Fields []infoField
 	// Version is the Version line, "" if absent.
 	Version string
 	// ProcessNum is the Process_num line, "" if absent.
 	ProcessNum string
+}
+
+// infoField is one numeric "Name: value" line of "show info".
+type infoField struct {
+	Name  string
+	Value int64
 }
 
 // maxInfoLines bounds the lines read from one "show info" answer (2.6
@@ -27,7 +34,7 @@ const maxInfoLines = 1000
 // Version. An answer without its closing empty line is a *TruncatedError;
 // the values read before it are still returned.
 func parseInfo(lr *lineReader) (infoAnswer, error) {
-	ans := infoAnswer{Fields: make(map[string]any, 80)}
+	ans := infoAnswer{Fields: make([]infoField, 0, 80)}
 	for n := 0; ; n++ {
 		if n == maxInfoLines {
 			return ans, fmt.Errorf("no end of answer within %d lines", maxInfoLines)
@@ -67,7 +74,7 @@ func (ans *infoAnswer) add(name, value []byte) {
 		ans.ProcessNum = string(value)
 	}
 	if v, ok := parseInt(value); ok {
-		ans.Fields[string(name)] = v
+		ans.Fields = append(ans.Fields, infoField{Name: string(name), Value: v})
 	}
 }
 

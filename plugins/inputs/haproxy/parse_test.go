@@ -185,6 +185,15 @@ func TestRecordedInfo(t *testing.T) {
 			t.Errorf("field %s is %T, want int64", f.Key, f.Value)
 		}
 	}
+	// The fields come in the answer's order, version last, every time:
+	// two gathers print the same line.
+	var keys []string
+	for _, f := range m.FieldList() {
+		keys = append(keys, f.Key)
+	}
+	if len(keys) < 3 || keys[0] != "Nbthread" || keys[1] != "Nbproc" || keys[2] != "Process_num" || keys[len(keys)-1] != "version" {
+		t.Errorf("fields in the order %v, want the answer's (Nbthread, Nbproc, Process_num, ...) then version", keys)
+	}
 }
 
 func TestKeepFieldNames(t *testing.T) {
