@@ -91,8 +91,9 @@ func (s *sampleFlag) Set(v string) error {
 	return nil
 }
 
-// parseFlags parses args; usage errors name the flag.
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+// parseFlags parses args; usage errors name the flag. -h prints the usage
+// on stdout, as Telegraf does; a usage error prints it on stderr.
+func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	l, rest, err := splitLegacy(args)
 	if err != nil {
 		return nil, err
@@ -100,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{legacy: l}
 	fs := flag.NewFlagSet("hap-monitor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { usage(fs, stderr) }
+	fs.Usage = func() {} // printed below, where it belongs
 	fs.StringVar(&o.configPath, "config", "", "TOML `file` with [[inputs.haproxy]] and/or [[outputs.graphite_statsd]] sections")
 	fs.BoolVar(&o.once, "once", false, "pipeline: gather once, deliver, exit (cron)")
 	fs.BoolVar(&o.test, "test", false, "gather once, print line protocol on stdout, deliver nothing, exit")
@@ -110,6 +111,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.BoolVar(&o.debug, "debug", false, "log debug messages")
 	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs, stdout)
+		} else {
+			usage(fs, stderr)
+		}
 		return nil, err
 	}
 	fs.Visit(func(f *flag.Flag) {
@@ -148,7 +154,10 @@ only, a Telegraf execd output; both, a pipeline.
 
 Flags:
 `)
+	out := fs.Output()
+	fs.SetOutput(w)
 	fs.PrintDefaults()
+	fs.SetOutput(out)
 	fmt.Fprint(w, `  --backend HOST[:PORT][::SCOPE]
     	the original HAP-Monitor's Graphite or statsd server and path prefix
     	(PORT: 2003 for Graphite, 8125 for statsd; no SCOPE: paths start at the host)
@@ -177,7 +186,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // normal shutdown; in the execd input mode SIGHUP, SIGUSR1 and SIGUSR2 ask
 // for a gather instead.
 func runWithSignals(ctx context.Context, sigs <-chan os.Signal, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -102,7 +103,7 @@ func TestOriginalCommandLine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			o, err := parseFlags(strings.Fields(tt.args), &stderr)
+			o, err := parseFlags(strings.Fields(tt.args), io.Discard, &stderr)
 			var cfg *config.Config
 			if err == nil {
 				cfg, err = o.load(logger.NewSink(&stderr, telegraf.Info))
@@ -131,6 +132,24 @@ func TestOriginalCommandLine(t *testing.T) {
 				t.Errorf("output: servers %q format %q transport %q prefix %q", out.Servers, out.Format, out.Transport, out.Prefix)
 			}
 		})
+	}
+}
+
+func TestHelpGoesToStdout(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{arg}, nil, &stdout, &stderr); code != exitOK {
+			t.Errorf("%s: exit %d, want 0", arg, code)
+		}
+		if !strings.Contains(stdout.String(), "Usage:") || !strings.Contains(stdout.String(), "-poll_interval_disabled") || stderr.Len() != 0 {
+			t.Errorf("%s: want the whole usage on stdout and nothing on stderr; stdout %q, stderr %q", arg, stdout.String(), stderr.String())
+		}
+	}
+	// A usage error still prints it on stderr.
+	var stdout, stderr bytes.Buffer
+	run(context.Background(), []string{"-nosuchflag"}, nil, &stdout, &stderr)
+	if stdout.Len() != 0 || !strings.Contains(stderr.String(), "Usage:") {
+		t.Errorf("-nosuchflag: stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
 }
 
