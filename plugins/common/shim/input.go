@@ -21,7 +21,7 @@ type InputOptions struct {
 	// (Telegraf's signal = "STDIN" or a signal drives the gathers).
 	PollInterval time.Duration
 	// Triggers delivers the signals that ask for a gather (SIGHUP, SIGUSR1,
-	// SIGUSR2: see TriggerSignals); nil if none.
+	// SIGUSR2: see HandleSignals); nil if none.
 	Triggers <-chan os.Signal
 }
 

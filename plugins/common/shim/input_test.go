@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
@@ -162,9 +165,10 @@ func TestInputCoalescesTriggersDuringAGather(t *testing.T) {
 }
 
 func TestInputSurvivesAndGathersOnSIGHUPAndSIGUSR(t *testing.T) {
-	sigs, stop := TriggerSignals()
-	defer stop()
-	r := startInput(t, oneInput, InputOptions{Triggers: sigs}, nil)
+	// As hap-monitor's main sets them up for the execd input.
+	_, triggers, release := HandleSignals(context.Background(), CatchSignals(), true, logger.New(logger.NewSink(io.Discard, telegraf.Error), ""))
+	defer release()
+	r := startInput(t, oneInput, InputOptions{Triggers: triggers}, nil)
 	for i, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2} {
 		if err := syscall.Kill(os.Getpid(), sig); err != nil {
 			t.Fatal(err)

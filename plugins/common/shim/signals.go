@@ -10,16 +10,6 @@ import (
 	"github.com/influxdata/telegraf"
 )
 
-// TriggerSignals subscribes to the signals Telegraf's inputs.execd may send
-// to ask for a gather (signal = "SIGHUP", "SIGUSR1" or "SIGUSR2") and
-// returns their channel, for InputOptions.Triggers, and the function that
-// unsubscribes. Without it, SIGHUP would end the process.
-func TriggerSignals() (<-chan os.Signal, func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
-	return ch, func() { signal.Stop(ch) }
-}
-
 // caughtSignals are the signals CatchSignals takes from their default
 // action, which is to end the process on the spot.
 var caughtSignals = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2}
