@@ -383,3 +383,33 @@ func TestAboveTheMarkAddWaitsOnlyABriefPause(t *testing.T) {
 		t.Fatalf("Len %d, Pending %d, Dropped %d; want 12, 9 and 0", b.Len(), b.Pending(), b.Dropped())
 	}
 }
+
+func TestSpoolThatCannotBeWrittenCountsTheLoss(t *testing.T) {
+	dir := t.TempDir()
+	first, _ := newSpool(t, dir)
+	if _, _, err := first.Write(seq(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newSpool(t, dir)
+	log, _ := newLog()
+	b := New(100, s, log)
+	if n, _ := b.LoadSpool(); n != 3 {
+		t.Fatalf("loaded %d", n)
+	}
+	b.Add(seq(3, 5))
+	// The directory is gone and a file stands in its place: nothing can
+	// be written there.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held, spooled, err := b.Close()
+	if err == nil || held != 5 || spooled != 0 {
+		t.Fatalf("Close = %d, %d, %v; want 5 held, none spooled, an error", held, spooled, err)
+	}
+	if b.Undelivered() != 5 {
+		t.Fatalf("Undelivered = %d, want the 5 lost", b.Undelivered())
+	}
+}

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
+
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
 )
 
@@ -336,5 +339,23 @@ func TestLastTryDoesNotMistakeAStalledServerForOneThatDrops(t *testing.T) {
 	}
 	if s.Accepted() != 1 {
 		t.Fatalf("%d connections: the last try sent portions to a stalled server", s.Accepted())
+	}
+}
+
+func TestAddAndWriteBeforeConnectSayWhatIsLost(t *testing.T) {
+	logs := &testbed.SyncBuffer{}
+	o := &GraphiteStatsd{Servers: []string{"127.0.0.1:2003"}, Log: logger.New(logger.NewSink(logs, telegraf.Debug), "outputs.graphite_statsd")}
+	if err := o.Init(); err != nil {
+		t.Fatal(err)
+	}
+	o.Add(seqMetrics(0, 3, t0))
+	if !strings.Contains(logs.String(), "E! [outputs.graphite_statsd] 3 metrics added before Connect are lost") {
+		t.Fatalf("log:\n%s", logs)
+	}
+	if err := o.Write(seqMetrics(0, 3, t0)); err == nil || !strings.Contains(err.Error(), "before Connect") {
+		t.Fatalf("Write before Connect = %v", err)
+	}
+	if o.Ready() != nil {
+		t.Fatal("Ready before Connect is a channel")
 	}
 }
