@@ -100,12 +100,12 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	}
 	o := &options{legacy: l}
 	fs := flag.NewFlagSet("hap-monitor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {} // printed below, where it belongs
+	fs.SetOutput(io.Discard) // errors are returned, reported once by the caller
+	fs.Usage = func() {}     // printed below, for -h only
 	fs.StringVar(&o.configPath, "config", "", "TOML `file` with [[inputs.haproxy]] and/or [[outputs.graphite_statsd]] sections")
 	fs.BoolVar(&o.once, "once", false, "pipeline: gather once, deliver, exit (cron)")
 	fs.BoolVar(&o.test, "test", false, "gather once, print line protocol on stdout, deliver nothing, exit")
-	fs.DurationVar(&o.pollInterval, "poll_interval", time.Second, "time between gathers of the execd input and the pipeline (the pipeline's default is [agent] interval)")
+	fs.DurationVar(&o.pollInterval, "poll_interval", 0, "time between gathers of the execd input and the pipeline, for every input (default each input's interval, else [agent] interval, else 10s)")
 	fs.BoolVar(&o.pollDisabled, "poll_interval_disabled", false, "execd input: gather only on stdin newlines and signals")
 	fs.Var(&o.sample, "sample-config", "print the sample configuration (all, or the plugin named next, e.g. inputs.haproxy) and exit")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -113,10 +113,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(fs, stdout)
-		} else {
-			usage(fs, stderr)
+			return nil, err
 		}
-		return nil, err
+		return nil, fmt.Errorf("%w (hap-monitor -h prints the usage)", err)
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "poll_interval" {
@@ -143,7 +142,7 @@ func (o *options) check() error {
 
 func usage(fs *flag.FlagSet, w io.Writer) {
 	fmt.Fprint(w, `Usage:
-  hap-monitor -config FILE [-once] [-poll_interval 1s | -poll_interval_disabled] [-debug]
+  hap-monitor -config FILE [-once] [-poll_interval 10s | -poll_interval_disabled] [-debug]
   hap-monitor -config FILE -test
   hap-monitor --backend HOST[:PORT][::SCOPE] [--type G|S] [--protocol udp|tcp] --sockets SOCKET... [--verbose]
   hap-monitor -sample-config [inputs.haproxy | outputs.graphite_statsd]
@@ -218,6 +217,12 @@ func runWithSignals(ctx context.Context, sigs <-chan os.Signal, args []string, s
 		fmt.Fprintf(stderr, "E! %v\n", err)
 		return exitUsage
 	}
+	closeLog, err := applyAgentLogging(cfg.Agent, logs, o.debug || o.legacy.verbose)
+	if err != nil {
+		fmt.Fprintf(stderr, "E! -config %s: [agent] logfile: %v\n", cfg.Source, err)
+		return exitUsage
+	}
+	defer closeLog()
 	if err := o.runMode(ctx, sigs, cfg, stdin, stdout, logs); err != nil {
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(stderr, "E! %v\n", err)
@@ -282,15 +287,35 @@ func (o *options) runMode(ctx context.Context, sigs <-chan os.Signal, cfg *confi
 		}
 		return shim.RunPipeline(ctx, cfg, opts, logs)
 	case hasIn:
-		opts := shim.InputOptions{PollInterval: o.pollInterval, Triggers: triggers}
-		if o.pollDisabled {
-			opts.PollInterval = 0
+		opts := shim.InputOptions{Clock: !o.pollDisabled, Triggers: triggers}
+		if o.pollIntervalSet {
+			opts.Interval = o.pollInterval
 		}
 		return shim.RunInput(ctx, cfg, opts, stdin, stdout, logs)
 	default:
-		opts := shim.OutputOptions{BatchSize: cfg.Agent.BatchSize(), FlushInterval: cfg.Agent.Flush()}
+		opts := shim.OutputOptions{BatchSize: cfg.Agent.BatchSize(), FlushInterval: cfg.Agent.Flush(), FlushJitter: time.Duration(cfg.Agent.FlushJitter)}
 		return shim.RunOutput(ctx, cfg, opts, stdin, logs)
 	}
+}
+
+// applyAgentLogging applies [agent] debug, quiet and logfile to logs; a
+// -debug flag wins over quiet. The returned func closes the log file.
+func applyAgentLogging(a config.Agent, logs *logger.Sink, debugFlag bool) (func(), error) {
+	switch {
+	case debugFlag || a.Debug:
+		logs.SetLevel(telegraf.Debug)
+	case a.Quiet:
+		logs.SetLevel(telegraf.Error)
+	}
+	if a.Logfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.OpenFile(a.Logfile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	logs.SetOutput(f)
+	return func() { f.Close() }, nil
 }
 
 func buildVersion() string {

@@ -35,6 +35,13 @@ func (s *Sink) Level() telegraf.LogLevel { return telegraf.LogLevel(s.level.Load
 // SetLevel changes the level of every logger writing to s.
 func (s *Sink) SetLevel(l telegraf.LogLevel) { s.level.Store(int32(l)) }
 
+// SetOutput makes s write to w from now on.
+func (s *Sink) SetOutput(w io.Writer) {
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}
+
 func (s *Sink) write(level telegraf.LogLevel, source, msg string) {
 	if !s.Level().Includes(level) {
 		return

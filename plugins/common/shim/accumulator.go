@@ -36,7 +36,7 @@ func (a *Accumulator) add(name string, fields map[string]any, tags map[string]st
 	}
 	a.mu.Lock()
 	if a.precision > 0 {
-		ts = ts.Truncate(a.precision)
+		ts = ts.Round(a.precision)
 	}
 	a.keep(metric.New(name, tags, fields, ts, tp))
 	a.mu.Unlock()
@@ -78,7 +78,7 @@ func (a *Accumulator) AddMetric(m telegraf.Metric) {
 	a.mu.Unlock()
 }
 
-// SetPrecision truncates the timestamps of metrics added from now on.
+// SetPrecision rounds the timestamps of metrics added from now on.
 func (a *Accumulator) SetPrecision(p time.Duration) {
 	a.mu.Lock()
 	a.precision = p

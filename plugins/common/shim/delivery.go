@@ -56,6 +56,12 @@ func newDelivery(cfg *config.Config, logs *logger.Sink) *delivery {
 	for _, out := range cfg.Outputs {
 		o := &outputState{cfg: out, log: logger.New(logs, out.ID()), stop: make(chan struct{}), done: make(chan struct{})}
 		o.buffered, _ = out.Output.(Buffered)
+		if out.FlushInterval <= 0 {
+			out.FlushInterval = config.DefaultFlushInterval
+		}
+		if out.BatchSize <= 0 {
+			out.BatchSize = config.DefaultMetricBatchSize
+		}
 		d.outs = append(d.outs, o)
 	}
 	return d
@@ -63,9 +69,9 @@ func newDelivery(cfg *config.Config, logs *logger.Sink) *delivery {
 
 // start connects every output and starts its delivery goroutine; a
 // Buffered output is asked to deliver whenever metrics were added and
-// every flush, to retry what it holds. The first failure to connect is
-// returned.
-func (d *delivery) start(flush time.Duration) error {
+// every flush_interval (plus up to flush_jitter), to retry what it holds.
+// The first failure to connect is returned.
+func (d *delivery) start() error {
 	for _, o := range d.outs {
 		if err := o.cfg.Output.Connect(); err != nil {
 			return fmt.Errorf("connecting %s: %w", o.cfg.ID(), err)
@@ -74,7 +80,7 @@ func (d *delivery) start(flush time.Duration) error {
 	d.started = true
 	for _, o := range d.outs {
 		if o.buffered != nil {
-			go o.deliverBuffered(flush)
+			go o.deliverBuffered(o.cfg.FlushInterval, o.cfg.FlushJitter)
 		} else {
 			o.batches = make(chan []telegraf.Metric, 4)
 			go o.deliverBatches()
@@ -83,9 +89,9 @@ func (d *delivery) start(flush time.Duration) error {
 	return nil
 }
 
-func (o *outputState) deliverBuffered(flush time.Duration) {
+func (o *outputState) deliverBuffered(flush, flushJitter time.Duration) {
 	defer close(o.done)
-	t := time.NewTicker(flush)
+	t := time.NewTimer(flush + jitter(flushJitter))
 	defer t.Stop()
 	for {
 		select {
@@ -93,6 +99,7 @@ func (o *outputState) deliverBuffered(flush time.Duration) {
 			return
 		case <-o.buffered.Ready():
 		case <-t.C:
+			t.Reset(flush + jitter(flushJitter))
 			if o.buffered.Undelivered() == 0 {
 				continue
 			}
@@ -113,26 +120,59 @@ func (o *outputState) deliverBatches() {
 	}
 }
 
-// write hands ms to every output (a copy to all but the last, as an output
-// may change the metrics it is given).
+// write hands ms to every output, as Telegraf's agent does: those its
+// namepass, tagpass and the like select, trimmed by its fieldinclude,
+// taginclude and the like, renamed by its name_override, name_prefix and
+// name_suffix. Every output but the last gets copies, as an output may
+// change the metrics it is given. An output that is not Buffered gets them
+// metric_batch_size at a time.
 func (d *delivery) write(ms []telegraf.Metric) {
 	if len(ms) == 0 {
 		return
 	}
 	for i, o := range d.outs {
-		batch := ms
-		if i < len(d.outs)-1 {
-			batch = make([]telegraf.Metric, len(ms))
-			for j, m := range ms {
-				batch[j] = m.Copy()
-			}
+		batch := o.prepare(ms, i < len(d.outs)-1)
+		if len(batch) == 0 {
+			continue
 		}
 		if o.buffered != nil {
 			o.buffered.Add(batch)
-		} else {
-			o.batches <- batch
+			continue
+		}
+		for len(batch) > 0 {
+			n := min(o.cfg.BatchSize, len(batch))
+			o.batches <- batch[:n:n]
+			batch = batch[n:]
 		}
 	}
+}
+
+// prepare returns the metrics of ms that o takes, made as o's section says;
+// copies when copied is true.
+func (o *outputState) prepare(ms []telegraf.Metric, copied bool) []telegraf.Metric {
+	p := &o.cfg.Plugin
+	plain := p.Filter == nil && p.NameOverride == "" && p.NamePrefix == "" && p.NameSuffix == ""
+	if plain && !copied {
+		return ms
+	}
+	out := make([]telegraf.Metric, 0, len(ms))
+	for _, m := range ms {
+		if !p.Filter.Select(m) {
+			continue
+		}
+		if copied {
+			m = m.Copy()
+		}
+		if p.Filter.Modifies() {
+			p.Filter.Modify(m)
+			if len(m.FieldList()) == 0 {
+				continue
+			}
+		}
+		p.Rename(m)
+		out = append(out, m)
+	}
+	return out
 }
 
 // writeBatches hands ms to the outputs size metrics at a time.
@@ -142,6 +182,16 @@ func (d *delivery) writeBatches(ms []telegraf.Metric, size int) {
 		d.write(ms[:n])
 		ms = ms[n:]
 	}
+}
+
+// allBuffered reports whether every output keeps its own buffer.
+func (d *delivery) allBuffered() bool {
+	for _, o := range d.outs {
+		if o.buffered == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // interrupt asks every output that can to end its delivery soon.

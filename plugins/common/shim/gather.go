@@ -12,13 +12,17 @@ import (
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 
-// gatherer runs every configured input once per call of gather and tags
-// what they add as Telegraf's agent would: the section's tags always, the
-// shared tags (global tags, host) unless the metric already has them. The
-// metrics stream: each is handed on as soon as its input adds it.
+// gatherer runs the configured inputs once per call of gather and makes
+// what they add into the metrics Telegraf's agent would: filtered by the
+// section's namepass, tagpass and the like, renamed, tagged with the
+// section's tags and then the shared tags (global tags, host) where the
+// metric lacks them, trimmed by taginclude and the like, its time rounded
+// to the input's precision. The metrics stream: each is handed on as soon
+// as its input adds it.
 type gatherer struct {
 	inputs []*inputState
 	shared map[string]string
+	agent  config.Agent
 
 	mu      sync.Mutex
 	emit    func(telegraf.Metric) // the running gather's; nil between gathers
@@ -32,22 +36,34 @@ type inputState struct {
 }
 
 func newGatherer(cfg *config.Config, logs *logger.Sink, shared map[string]string) *gatherer {
-	g := &gatherer{shared: shared}
+	g := &gatherer{shared: shared, agent: cfg.Agent}
 	for _, in := range cfg.Inputs {
 		log := logger.New(logs, in.ID())
-		acc := &Accumulator{
+		st := &inputState{cfg: in, log: log}
+		st.acc = &Accumulator{
 			OnError:  func(err error) { log.Error(err) },
-			OnMetric: func(m telegraf.Metric) { g.hand(m, in.Tags) },
+			OnMetric: func(m telegraf.Metric) { g.hand(st, m) },
 		}
-		g.inputs = append(g.inputs, &inputState{cfg: in, log: log, acc: acc})
+		g.inputs = append(g.inputs, st)
 	}
 	return g
 }
 
-// hand tags m and passes it to the running gather, one metric at a time
+// schedules returns each input's schedule, in the order of the inputs.
+func (g *gatherer) schedules() []config.Schedule {
+	s := make([]config.Schedule, len(g.inputs))
+	for i, in := range g.inputs {
+		s[i] = in.cfg.Schedule
+	}
+	return s
+}
+
+// hand makes m and passes it to the running gather, one metric at a time
 // whatever the number of inputs.
-func (g *gatherer) hand(m telegraf.Metric, section map[string]string) {
-	g.tag(m, section)
+func (g *gatherer) hand(in *inputState, m telegraf.Metric) {
+	if m = g.make(in.cfg, m); m == nil {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.emit == nil {
@@ -55,6 +71,41 @@ func (g *gatherer) hand(m telegraf.Metric, section map[string]string) {
 		return
 	}
 	g.emit(m)
+}
+
+// make applies the section's options to m in Telegraf's order; nil means
+// the metric is filtered out.
+func (g *gatherer) make(in *config.Input, m telegraf.Metric) telegraf.Metric {
+	if !in.Filter.Select(m) {
+		return nil
+	}
+	in.Rename(m)
+	addMissingTags(m, in.Tags)
+	addMissingTags(m, g.shared)
+	if in.Filter.Modifies() {
+		in.Filter.Modify(m)
+		if len(m.FieldList()) == 0 {
+			return nil
+		}
+		if g.agent.AlwaysIncludeLocalTags {
+			addMissingTags(m, in.Tags)
+		}
+		if g.agent.AlwaysIncludeGlobalTags {
+			addMissingTags(m, g.shared)
+		}
+	}
+	if p := in.Schedule.Precision; p > 0 {
+		m.SetTime(m.Time().Round(p))
+	}
+	return m
+}
+
+func addMissingTags(m telegraf.Metric, tags map[string]string) {
+	for k, v := range tags {
+		if !m.HasTag(k) {
+			m.AddTag(k, v)
+		}
+	}
 }
 
 // start starts the service inputs, if any.
@@ -82,6 +133,11 @@ func (g *gatherer) stop() {
 // comes (never two calls at once), and returns the number of errors the
 // inputs reported (each already logged).
 func (g *gatherer) gather(emit func(telegraf.Metric)) int {
+	return g.gatherDue(emit, nil)
+}
+
+// gatherDue is gather for the inputs due says (all when due is nil).
+func (g *gatherer) gatherDue(emit func(telegraf.Metric), due []bool) int {
 	g.mu.Lock()
 	for _, m := range g.pending {
 		emit(m)
@@ -92,6 +148,9 @@ func (g *gatherer) gather(emit func(telegraf.Metric)) int {
 	errs := make([]int, len(g.inputs))
 	var wg sync.WaitGroup
 	for i, in := range g.inputs {
+		if due != nil && !due[i] {
+			continue
+		}
 		wg.Go(func() {
 			if err := in.cfg.Input.Gather(in.acc); err != nil {
 				in.acc.AddError(err)
@@ -110,17 +169,6 @@ func (g *gatherer) gather(emit func(telegraf.Metric)) int {
 		total += n
 	}
 	return total
-}
-
-func (g *gatherer) tag(m telegraf.Metric, section map[string]string) {
-	for k, v := range section {
-		m.AddTag(k, v)
-	}
-	for k, v := range g.shared {
-		if !m.HasTag(k) {
-			m.AddTag(k, v)
-		}
-	}
 }
 
 // SharedTags returns the tags added to every gathered metric: the

@@ -17,17 +17,22 @@ import (
 
 // InputOptions says when the execd input runner gathers.
 type InputOptions struct {
-	// PollInterval is the time between gathers of its own; 0 disables them
-	// (Telegraf's signal = "STDIN" or a signal drives the gathers).
-	PollInterval time.Duration
+	// Clock makes each input gather on its own schedule too (its interval,
+	// else [agent] interval, else 10s); without it only stdin newlines and
+	// triggers make gathers (Telegraf's signal = "STDIN" or a signal drives
+	// them).
+	Clock bool
+	// Interval, when positive, replaces every input's interval
+	// (-poll_interval).
+	Interval time.Duration
 	// Triggers delivers the signals that ask for a gather (SIGHUP, SIGUSR1,
 	// SIGUSR2: see HandleSignals); nil if none.
 	Triggers <-chan os.Signal
 }
 
 // RunInput runs the config's inputs as Telegraf's inputs.execd expects: it
-// gathers on each newline read from stdin, each PollInterval and each
-// trigger signal, and writes the metrics to stdout in influx line protocol,
+// gathers every input on each newline read from stdin and each trigger
+// signal, and each input on its schedule with Clock, and writes the metrics to stdout in influx line protocol,
 // flushed after each gather. Gathers never overlap: triggers arriving during
 // a gather are folded into one more gather after it. Input errors are logged
 // and the runner goes on.
@@ -50,15 +55,16 @@ func RunInput(ctx context.Context, cfg *config.Config, opts InputOptions, stdin 
 	eof := make(chan struct{})
 	go watchStdin(stdin, pending, eof, logger.New(logs, ""))
 
-	var tick <-chan time.Time
-	if opts.PollInterval > 0 {
-		t := time.NewTicker(opts.PollInterval)
-		defer t.Stop()
-		tick = t.C
+	var c *clock
+	var tick <-chan int
+	if opts.Clock {
+		c = startClock(g.schedules(), opts.Interval)
+		defer c.stop()
+		tick = c.due
 	}
 	enc := lineproto.NewEncoder(stdout)
 	log := logger.New(logs, "")
-	gatherOnce := func() error { return writeGather(g, enc, log) }
+	gatherOnce := func() error { return writeGather(g, enc, log, nil) }
 	for {
 		// Stopping wins over anything queued.
 		select {
@@ -66,11 +72,13 @@ func RunInput(ctx context.Context, cfg *config.Config, opts InputOptions, stdin 
 			return nil
 		default:
 		}
+		var due []bool // nil: every input
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-pending:
-		case <-tick:
+		case i := <-tick:
+			due = c.collect(i, len(g.inputs))
 		case <-opts.Triggers:
 		case <-eof:
 			// Gathers asked for by the last lines before EOF still happen.
@@ -82,34 +90,40 @@ func RunInput(ctx context.Context, cfg *config.Config, opts InputOptions, stdin 
 			}
 		}
 		// Triggers that came together (during the last gather) make one.
-		fold(pending, tick, opts.Triggers)
-		if err := gatherOnce(); err != nil {
+		if fold(pending, opts.Triggers) {
+			due = nil
+		}
+		if due == nil && c != nil {
+			c.collectAll()
+		}
+		if err := writeGather(g, enc, log, due); err != nil {
 			return err
 		}
 	}
 }
 
-// fold takes whatever trigger is ready on each channel, without waiting.
-func fold(pending <-chan struct{}, tick <-chan time.Time, signals <-chan os.Signal) {
+// fold takes whatever trigger is ready on each channel, without waiting,
+// and reports whether there was one.
+func fold(pending <-chan struct{}, signals <-chan os.Signal) bool {
+	any := false
 	select {
 	case <-pending:
-	default:
-	}
-	select {
-	case <-tick:
+		any = true
 	default:
 	}
 	select {
 	case <-signals:
+		any = true
 	default:
 	}
+	return any
 }
 
-// writeGather gathers once and writes the metrics to the encoder's writer
-// as they come.
-func writeGather(g *gatherer, enc *lineproto.Encoder, log *logger.Logger) error {
+// writeGather gathers the inputs due (all when nil) once and writes the
+// metrics to the encoder's writer as they come.
+func writeGather(g *gatherer, enc *lineproto.Encoder, log *logger.Logger, due []bool) error {
 	lw := &lineWriter{enc: enc, log: log}
-	g.gather(lw.add)
+	g.gatherDue(lw.add, due)
 	return lw.flush()
 }
 

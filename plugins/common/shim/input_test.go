@@ -185,7 +185,7 @@ func TestInputSurvivesAndGathersOnSIGHUPAndSIGUSR(t *testing.T) {
 }
 
 func TestInputPollInterval(t *testing.T) {
-	r := startInput(t, oneInput, InputOptions{PollInterval: 10 * time.Millisecond}, nil)
+	r := startInput(t, oneInput, InputOptions{Clock: true, Interval: 10 * time.Millisecond}, nil)
 	for _, want := range []string{"n=1i", "n=2i", "n=3i"} {
 		if l := r.line(t); !strings.Contains(l, want) {
 			t.Fatalf("got %q, want %s", l, want)

@@ -22,10 +22,11 @@ const MaxLineBytes = lineproto.MaxLineBytes
 type OutputOptions struct {
 	// BatchSize is the most metrics per Write ([agent] metric_batch_size).
 	BatchSize int
-	// FlushInterval is the longest a metric waits for its batch to fill,
-	// and how often outputs holding undelivered metrics retry them
-	// ([agent] flush_interval).
+	// FlushInterval is the longest a metric waits for its batch to fill
+	// when an output has no buffer of its own ([agent] flush_interval).
 	FlushInterval time.Duration
+	// FlushJitter adds a random time up to it to each FlushInterval.
+	FlushJitter time.Duration
 }
 
 // ErrUndelivered is wrapped by the error a runner returns when metrics
@@ -42,15 +43,19 @@ var ErrUndelivered = errors.New("metrics not delivered")
 func RunOutput(ctx context.Context, cfg *config.Config, opts OutputOptions, stdin io.Reader, logs *logger.Sink) error {
 	opts = opts.withDefaults()
 	d := newDelivery(cfg, logs)
-	if err := d.start(opts.FlushInterval); err != nil {
+	if err := d.start(); err != nil {
 		d.close()
 		return err
 	}
 	metrics := make(chan telegraf.Metric, opts.BatchSize)
 	go readMetrics(stdin, metrics, logger.New(logs, ""))
 
-	tick := time.NewTicker(opts.FlushInterval)
+	tick := time.NewTimer(opts.FlushInterval + jitter(opts.FlushJitter))
 	defer tick.Stop()
+	// Outputs that keep their own buffer take metrics as soon as the reader
+	// has no more at hand: waiting for a batch to fill would only delay
+	// what Telegraf already flushed.
+	eager := d.allBuffered()
 	batch := make([]telegraf.Metric, 0, opts.BatchSize)
 	flush := func() {
 		d.write(batch)
@@ -64,10 +69,11 @@ loop:
 				break loop
 			}
 			batch = append(batch, m)
-			if len(batch) >= opts.BatchSize {
+			if len(batch) >= opts.BatchSize || eager && len(metrics) == 0 {
 				flush()
 			}
 		case <-tick.C:
+			tick.Reset(opts.FlushInterval + jitter(opts.FlushJitter))
 			if len(batch) > 0 {
 				flush()
 			}

@@ -144,12 +144,12 @@ func TestOutputExitStatusFollowsUndelivered(t *testing.T) {
 }
 
 func TestOutputAsksABufferingOutputToRetry(t *testing.T) {
-	cfg, sink, _ := load(t, "[[outputs.shim_buffered]]\n  pending = 3\n")
+	cfg, sink, _ := load(t, "[[outputs.shim_buffered]]\n  pending = 3\n  flush_interval = \"5ms\"\n")
 	out := cfg.Outputs[0].Output.(*bufferedOutput)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- RunOutput(context.Background(), cfg, OutputOptions{FlushInterval: 5 * time.Millisecond}, pr, sink)
+		done <- RunOutput(context.Background(), cfg, OutputOptions{}, pr, sink)
 	}()
 	// Nothing arrives: every flush tick is a retry until nothing is pending.
 	waitFor(t, "retries emptying the buffer", func() bool { return out.Undelivered() == 0 })

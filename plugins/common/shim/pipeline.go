@@ -16,8 +16,9 @@ import (
 type PipelineOptions struct {
 	// Once gathers once, delivers, closes the outputs and returns (cron).
 	Once bool
-	// Interval is the time between gathers when not Once (-poll_interval,
-	// else [agent] interval, else 1s).
+	// Interval, when positive, replaces every input's interval
+	// (-poll_interval); otherwise each input gathers on its own schedule
+	// (its interval, else [agent] interval, else 10s).
 	Interval time.Duration
 }
 
@@ -38,7 +39,7 @@ func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, 
 	}
 	g := newGatherer(cfg, logs, shared)
 	d := newDelivery(cfg, logs)
-	if err := d.start(cfg.Agent.Flush()); err != nil {
+	if err := d.start(); err != nil {
 		d.close()
 		return err
 	}
@@ -51,13 +52,11 @@ func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, 
 	defer stopInterrupt()
 	batch := cfg.Agent.BatchSize()
 	gatherErrs := 0
-	deliver := func() { gatherErrs += gatherInto(g, d, batch) }
-
 	if opts.Once {
-		deliver()
+		gatherErrs = gatherInto(g, d, batch, nil)
 	} else {
-		runEvery(ctx, opts.interval(cfg), deliver)
-		gatherErrs = 0 // logged as they came; a long run is judged on delivery
+		// Errors are logged as they come; a long run is judged on delivery.
+		runScheduled(ctx, g, opts.Interval, func(due []bool) { gatherInto(g, d, batch, due) })
 	}
 	g.stop()
 	undelivered := d.close()
@@ -72,44 +71,35 @@ func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, 
 	return nil
 }
 
-// gatherInto gathers once and hands the metrics to the outputs in batches
+// gatherInto gathers the inputs due (all when nil) once and hands the metrics to the outputs in batches
 // of size as they fill, while the inputs go on reading and parsing; the
 // outputs deliver on goroutines of their own. It returns the number of
 // input errors.
-func gatherInto(g *gatherer, d *delivery, size int) int {
+func gatherInto(g *gatherer, d *delivery, size int, due []bool) int {
 	batch := make([]telegraf.Metric, 0, size)
-	errs := g.gather(func(m telegraf.Metric) {
+	errs := g.gatherDue(func(m telegraf.Metric) {
 		batch = append(batch, m)
 		if len(batch) == size {
 			d.write(batch)
 			batch = make([]telegraf.Metric, 0, size)
 		}
-	})
+	}, due)
 	d.write(batch)
 	return errs
 }
 
-func (o PipelineOptions) interval(cfg *config.Config) time.Duration {
-	switch {
-	case o.Interval > 0:
-		return o.Interval
-	case cfg.Agent.Interval > 0:
-		return time.Duration(cfg.Agent.Interval)
-	}
-	return config.DefaultInterval
-}
-
-// runEvery calls work now and every interval until ctx is cancelled.
-func runEvery(ctx context.Context, interval time.Duration, work func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	work()
+// runScheduled gathers each input on its schedule (every interval, when
+// positive, instead) until ctx is cancelled. Gathers never overlap: inputs
+// that come due during one are gathered together after it.
+func runScheduled(ctx context.Context, g *gatherer, interval time.Duration, gather func(due []bool)) {
+	c := startClock(g.schedules(), interval)
+	defer c.stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			work()
+		case i := <-c.due:
+			gather(c.collect(i, len(g.inputs)))
 		}
 		if ctx.Err() != nil {
 			return

@@ -106,6 +106,10 @@ type GraphiteStatsd struct {
 
 func (*GraphiteStatsd) SampleConfig() string { return sampleConfig }
 
+// SetMetricBufferLimit sets the default of metric_buffer_limit: [agent]
+// metric_buffer_limit, handed over before the section is read.
+func (o *GraphiteStatsd) SetMetricBufferLimit(n int) { o.MetricBufferLimit = n }
+
 // Init validates every option, naming it in the error, and fills in
 // defaults.
 func (o *GraphiteStatsd) Init() error {
