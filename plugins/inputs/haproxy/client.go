@@ -142,7 +142,7 @@ func querySocket(ctx context.Context, ep endpoint, command string, read func(*li
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, network, ep.addr)
 	if err != nil {
-		return 0, describe(ctx, err)
+		return 0, explainDial(ctx, ep, err)
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -188,7 +188,7 @@ func queryHTTP(ctx context.Context, client *http.Client, ep endpoint, username, 
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return describe(ctx, err)
+		return explainDial(ctx, ep, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

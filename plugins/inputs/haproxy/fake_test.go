@@ -165,10 +165,64 @@ func TestMissingSocketAndGlob(t *testing.T) {
 	}
 }
 
+// TestDialErrorsSayWhatToDo: a socket or page that cannot be reached is
+// reported with its name and what to check, for each cause a real
+// configuration gives.
+func TestDialErrorsSayWhatToDo(t *testing.T) {
+	dir := testbed.ShortTempDir(t)
+	missing := filepath.Join(dir, "gone.sock")
+	stale := testbed.StaleSocket(t)
+	closed := closedPort(t)
+	tests := []struct {
+		name   string
+		server string
+		wants  []string
+	}{
+		{"missing unix socket", missing, []string{"show stat on " + missing + ": ", "no such file or directory",
+			`is HAProxy running, and does a "stats socket" line of its global section name ` + missing + "?"}},
+		{"socket file nobody listens on", "unix://" + stale, []string{"show stat on " + stale + ": ", "connection refused",
+			"no HAProxy listens on it"}},
+		{"refused tcp socket", "tcp://" + closed, []string{"show stat on tcp://" + closed + ": ", "connection refused",
+			"nothing listens on " + closed, `check HAProxy's "stats socket ipv4@` + closed + `" line`}},
+		{"refused stats page", "http://" + closed + "/stats", []string{"show stat on http://" + closed + "/stats/;csv: ", "connection refused",
+			"nothing listens on " + closed, `"stats uri"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newPlugin(t, &HAProxy{Servers: []string{tt.server}})
+			_, errs := gather(t, h)
+			if len(errs) != 1 {
+				t.Fatalf("errors = %v, want one", errs)
+			}
+			for _, w := range tt.wants {
+				if !strings.Contains(errs[0].Error(), w) {
+					t.Errorf("error %q does not say %q", errs[0], w)
+				}
+			}
+		})
+	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
 // permChildEnv makes the test binary, re-run as an unprivileged user, gather
 // the socket named by the variable and print the errors.
 const permChildEnv = "HM_HAPROXY_PERM_SOCKET"
 
+// TestPermissionDenied: a socket the user may not reach is reported with
+// the mode, owner and group of what denies, the user hap-monitor runs as,
+// and what to change. As root, permissions do not apply: the gather runs
+// in this test binary started again as nobody (uid 65534, group nogroup).
 func TestPermissionDenied(t *testing.T) {
 	if path := os.Getenv(permChildEnv); path != "" {
 		h := newPlugin(t, &HAProxy{Servers: []string{path}})
@@ -178,25 +232,96 @@ func TestPermissionDenied(t *testing.T) {
 		}
 		return
 	}
+	asRoot := os.Geteuid() == 0
+	// Who gathers, as the message names them.
+	uid, gid := os.Geteuid(), os.Getegid()
+	if asRoot {
+		uid, gid = 65534, 65534
+	}
+	who := fmt.Sprintf("hap-monitor runs as user %s (uid %d)", userName(uid), uid)
 	answer := readTestdata(t, "haproxy-2.6.12.txt")
-	fake := testbed.NewFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
-	dir := filepath.Dir(fake.Path)
-	if err := os.Chmod(dir, 0); err != nil {
+	tests := []struct {
+		name     string
+		needRoot string // why the case needs root, if it does
+		setup    func(t *testing.T, sock, dir string)
+		wants    func(sock, dir string) []string
+	}{
+		{"directory not searchable", "", func(t *testing.T, _, dir string) {
+			chmod(t, dir, 0)
+		}, func(_, dir string) []string {
+			// The test's user owns the directory: as root, nobody is
+			// neither its owner nor in its group.
+			fix := "chmod g+x " + dir
+			if !asRoot {
+				fix = "its owner, but the mode does not let the owner search the directory: chmod u+x " + dir
+			}
+			return []string{"directory " + dir + " is mode 000, owner " + userName(os.Geteuid()), who, fix}
+		}},
+		{"socket of another user", "the socket must belong to another user than the gathering one", func(t *testing.T, sock, dir string) {
+			chmod(t, dir, 0o755)
+			chmod(t, sock, 0o600)
+		}, func(sock, _ string) []string {
+			return []string{"socket " + sock + " is mode 600, owner root, group root; " + who,
+				"run hap-monitor as a member of group root, or change \"mode\"/\"group\" on HAProxy's \"stats socket " + sock + "\" line"}
+		}},
+		{"group without write", "chown to another group needs root", func(t *testing.T, sock, dir string) {
+			chmod(t, dir, 0o755)
+			if err := os.Chown(sock, 0, gid); err != nil {
+				t.Fatal(err)
+			}
+			chmod(t, sock, 0o640)
+		}, func(sock, _ string) []string {
+			return []string{"socket " + sock + " is mode 640, owner root, group " + groupName(gid), who,
+				"a member of group " + groupName(gid) + ", but the mode gives that group no write permission: set \"mode 660\" on HAProxy's \"stats socket " + sock + "\" line"}
+		}},
+		{"owner without write", "", func(t *testing.T, sock, dir string) {
+			if asRoot {
+				if err := os.Chown(sock, uid, gid); err != nil {
+					t.Fatal(err)
+				}
+				chmod(t, dir, 0o755)
+			}
+			chmod(t, sock, 0o077)
+		}, func(sock, _ string) []string {
+			return []string{"socket " + sock + " is mode 077, owner " + userName(uid), who + ", its owner, but the mode gives the owner no write permission"}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.needRoot != "" && !asRoot {
+				t.Skip("not root: " + tt.needRoot)
+			}
+			fake := testbed.NewFakeSocket(t, func(conn net.Conn, _ string) { conn.Write(answer) }) //nolint:errcheck // test fake
+			dir := filepath.Dir(fake.Path)
+			t.Cleanup(func() { os.Chmod(dir, 0o700) }) //nolint:errcheck // best effort, so the dir can be removed
+			tt.setup(t, fake.Path, dir)
+			var out string
+			if asRoot {
+				out = runAsNobody(t, fake.Path)
+			} else {
+				h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}})
+				_, errs := gather(t, h)
+				for _, err := range errs {
+					out += "ERROR: " + err.Error() + "\n"
+				}
+			}
+			t.Logf("%s", out)
+			if strings.Count(out, "ERROR: ") != 1 {
+				t.Fatalf("want one error, got:\n%s", out)
+			}
+			for _, w := range append(tt.wants(fake.Path, dir), "ERROR: show stat on "+fake.Path+": ", "permission denied") {
+				if !strings.Contains(out, w) {
+					t.Errorf("the error does not say %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Chmod(dir, 0o700) }) //nolint:errcheck // best effort
-	if os.Geteuid() != 0 {
-		h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}})
-		_, errs := gather(t, h)
-		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "permission denied") || !strings.Contains(errs[0].Error(), fake.Path) {
-			t.Fatalf("errors = %v, want permission denied naming %s", errs, fake.Path)
-		}
-		return
-	}
-	// Root ignores permissions: run this test binary again as nobody.
-	out := runAsNobody(t, fake.Path)
-	if !strings.Contains(out, "ERROR: show stat on "+fake.Path+": ") || !strings.Contains(out, "permission denied") {
-		t.Fatalf("as an unprivileged user, got:\n%s", out)
 	}
 }
 

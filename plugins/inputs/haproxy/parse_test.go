@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -343,21 +344,57 @@ func TestTruncated(t *testing.T) {
 	}
 }
 
-func TestRaggedRowInTheMiddle(t *testing.T) {
+// TestRowErrorsNameTheServer: a row with the wrong number of cells is
+// left out and reported with its row number, proxy and server; the rows
+// around it are kept. A row cut by the end of input names them when they
+// arrived whole.
+func TestRowErrorsNameTheServer(t *testing.T) {
 	data := readTestdata(t, "haproxy-1.5.csv")
 	lines := strings.SplitAfter(string(data), "\n")
-	lines[4] = "app.v1,web-1,0,0,\n" // the 4th data row
-	h := newPlugin(t, &HAProxy{Servers: []string{testSocketTag}})
-	ms, err := readAnswer(t, h, []byte(strings.Join(lines, "")), false)
-	var te *TruncatedError
-	if !errors.As(err, &te) || te.Row != 4 {
-		t.Fatalf("err = %v, want truncated at row 4", err)
+	web1 := strings.TrimSuffix(lines[4], ",\n") // the 4th data row, app.v1/web-1
+	tests := []struct {
+		name    string
+		edit    func(lines []string) []string
+		row     int
+		want    string
+		rows    int  // rows emitted
+		notWant bool // the message must not name a server
+	}{
+		{"too few cells", func(l []string) []string { l[4] = "app.v1,web-1,0,0,\n"; return l },
+			4, `row 4 (proxy "app.v1", server "web-1") left out: 5 cells, the header has 63`, 15, false},
+		{"too many cells", func(l []string) []string { l[4] = web1 + ",1,2,\n"; return l },
+			4, `row 4 (proxy "app.v1", server "web-1") left out: 65 cells, the header has 63`, 15, false},
+		{"quoted names", func(l []string) []string {
+			l[4] = `"app,v1","web ""1""",0,` + "\n"
+			return l
+		}, 4, `row 4 (proxy "app,v1", server "web \"1\"") left out`, 15, false},
+		{"input ends after the names", func(l []string) []string { return append(l[:4], "app.v1,web-1,0,1") },
+			4, `answer truncated at row 4 (proxy "app.v1", server "web-1"): input ended mid-row (4 of 63 cells)`, 3, false},
+		{"input ends inside the server name", func(l []string) []string { return append(l[:4], "app.v1,we") },
+			4, "answer truncated at row 4: input ended mid-row (2 of 63 cells)", 3, true},
 	}
-	if n := count(ms, "haproxy"); n != 15 {
-		t.Errorf("%d rows emitted, want the 15 others", n)
-	}
-	if row(ms, "app.v1", "web-1") != nil {
-		t.Error("the ragged row was emitted")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			edited := tt.edit(slices.Clone(lines))
+			h := newPlugin(t, &HAProxy{Servers: []string{testSocketTag}})
+			ms, err := readAnswer(t, h, []byte(strings.Join(edited, "")), false)
+			var te *TruncatedError
+			if !errors.As(err, &te) || te.Row != tt.row {
+				t.Fatalf("err = %v, want a *TruncatedError at row %d", err, tt.row)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %q, want it to say %q", err, tt.want)
+			}
+			if tt.notWant && (te.Proxy != "" || te.Server != "" || strings.Contains(err.Error(), "proxy")) {
+				t.Errorf("err = %q names a server from a cut cell", err)
+			}
+			if n := count(ms, "haproxy"); n != tt.rows {
+				t.Errorf("%d rows emitted, want %d", n, tt.rows)
+			}
+			if row(ms, "app.v1", "web-1") != nil {
+				t.Error("the faulty row was emitted")
+			}
+		})
 	}
 }
 

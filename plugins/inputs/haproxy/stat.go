@@ -57,6 +57,9 @@ func (lr *lineReader) next() (line []byte, complete bool, err error) {
 type TruncatedError struct {
 	Row    int    // 1-based data row at fault; 0 for the header
 	Reason string // what was wrong
+	// Proxy and Server are the row's pxname and svname cells, when they
+	// were read whole.
+	Proxy, Server string
 
 	// midAnswer is set for a complete line with the wrong number of cells:
 	// the rows after it can still be read.
@@ -64,13 +67,17 @@ type TruncatedError struct {
 }
 
 func (e *TruncatedError) Error() string {
+	names := ""
+	if e.Proxy != "" || e.Server != "" {
+		names = fmt.Sprintf(" (proxy %q, server %q)", e.Proxy, e.Server)
+	}
 	if e.midAnswer {
-		return fmt.Sprintf("row %d left out: %s", e.Row, e.Reason)
+		return fmt.Sprintf("row %d%s left out: %s", e.Row, names, e.Reason)
 	}
 	if e.Row == 0 {
 		return "answer truncated: " + e.Reason
 	}
-	return fmt.Sprintf("answer truncated at row %d: %s", e.Row, e.Reason)
+	return fmt.Sprintf("answer truncated at row %d%s: %s", e.Row, names, e.Reason)
 }
 
 // errNotCSV reports an answer whose first line is not a "# pxname,..." header.
@@ -96,15 +103,16 @@ type statReader struct {
 	// the answer (the HTTP stats page has no closing empty line).
 	endOnEOF bool
 
-	header []string
-	rows   int // data rows returned so far, complete or not
-	cells  [][]byte
-	rec    []byte // a record joined from several lines
-	unq    []byte // unquoted cell bytes
+	header       []string
+	pxIdx, svIdx int // columns of pxname and svname, -1 if absent
+	rows         int // data rows returned so far, complete or not
+	cells        [][]byte
+	rec          []byte // a record joined from several lines
+	unq          []byte // unquoted cell bytes
 }
 
 func newStatReader(lr *lineReader, endOnEOF bool) *statReader {
-	return &statReader{lr: lr, endOnEOF: endOnEOF}
+	return &statReader{lr: lr, endOnEOF: endOnEOF, pxIdx: -1, svIdx: -1}
 }
 
 // readHeader reads the "# pxname,svname,..." line. The trailing comma
@@ -134,6 +142,12 @@ func (s *statReader) readHeader() error {
 	s.header = make([]string, len(cells))
 	for i, c := range cells {
 		s.header[i] = string(c)
+		switch s.header[i] {
+		case "pxname":
+			s.pxIdx = i
+		case "svname":
+			s.svIdx = i
+		}
 	}
 	return nil
 }
@@ -186,12 +200,26 @@ func (s *statReader) next() ([][]byte, error) {
 		return nil, err
 	}
 	if !complete {
-		return cells, &TruncatedError{Row: s.rows, Reason: fmt.Sprintf("input ended mid-row (%d of %d cells)", len(cells), len(s.header))}
+		// The last cell may be cut: only those before it are whole.
+		te := &TruncatedError{Row: s.rows, Reason: fmt.Sprintf("input ended mid-row (%d of %d cells)", len(cells), len(s.header))}
+		s.nameRow(te, cells[:len(cells)-1])
+		return cells, te
 	}
 	if len(cells) != len(s.header) {
-		return cells, &TruncatedError{Row: s.rows, Reason: fmt.Sprintf("%d cells, the header has %d", len(cells), len(s.header)), midAnswer: true}
+		te := &TruncatedError{Row: s.rows, Reason: fmt.Sprintf("%d cells, the header has %d", len(cells), len(s.header)), midAnswer: true}
+		s.nameRow(te, cells)
+		return cells, te
 	}
 	return cells, nil
+}
+
+// nameRow fills the proxy and server of a row at fault from its whole
+// cells, so that the message says which server it was about.
+func (s *statReader) nameRow(te *TruncatedError, whole [][]byte) {
+	if s.pxIdx < 0 || s.svIdx < 0 || s.pxIdx >= len(whole) || s.svIdx >= len(whole) {
+		return
+	}
+	te.Proxy, te.Server = string(whole[s.pxIdx]), string(whole[s.svIdx])
 }
 
 // joinQuoted returns the whole record starting with line: while a quoted
