@@ -318,12 +318,7 @@ func applyAgentLogging(a config.Agent, logs *logger.Sink, debugFlag bool) (func(
 	return func() { f.Close() }, nil
 }
 
+// buildVersion says what was built (version.go).
 func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
+	return describeBuild(version, readBuildInfo())
 }
