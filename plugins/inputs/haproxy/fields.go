@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"time"
@@ -72,6 +73,9 @@ type rowPlan struct {
 	statusIdx                     int
 	pxTag, svTag                  string
 	serverStatus, frontendStatus  []statusField
+	// serverCounts are a backend's "servers.<STATE>" fields, in the order
+	// of ServerStates.
+	serverCounts []statusField
 }
 
 // newRowPlan maps header to Telegraf's schema. Cells Telegraf drops
@@ -110,17 +114,33 @@ func newRowPlan(header []string, keepNames bool, fields filter.Filter) *rowPlan 
 		}
 		p.cols[i] = col
 	}
-	p.serverStatus = statusFields(ServerStates, keep)
-	p.frontendStatus = statusFields(FrontendStates, keep)
+	p.serverStatus = statusFields(ServerStates, statusFieldPrefix, keep)
+	p.frontendStatus = statusFields(FrontendStates, statusFieldPrefix, keep)
+	p.serverCounts = statusFields(ServerStates, serverCountPrefix, keep)
 	return p
 }
 
-func statusFields(states []string, keep func(string) bool) []statusField {
+func statusFields(states []string, prefix string, keep func(string) bool) []statusField {
 	out := make([]statusField, len(states))
 	for i, s := range states {
-		out[i] = statusField{state: s, name: statusFieldPrefix + s, keep: keep(statusFieldPrefix + s)}
+		out[i] = statusField{state: s, name: prefix + s, keep: keep(prefix + s)}
 	}
 	return out
+}
+
+// canCount reports whether a backend's servers can be counted from this
+// header (it has the pxname, type and status columns) and any count field
+// passes the field filter.
+func (p *rowPlan) canCount() bool {
+	if p.pxIdx < 0 || p.typeIdx < 0 || p.statusIdx < 0 {
+		return false
+	}
+	for _, f := range p.serverCounts {
+		if f.keep {
+			return true
+		}
+	}
+	return false
 }
 
 // rowSink turns the rows of one server's answer into metrics.
@@ -133,6 +153,13 @@ type rowSink struct {
 	types      uint8           // bit per row type to keep; 0 keeps all
 	proxies    map[string]bool // proxies to keep; nil keeps all
 	log        telegraf.Logger
+
+	// countServers is set when the answer holds the server rows: each
+	// BACKEND row then gets its servers counted by state. HAProxy prints a
+	// proxy's servers just before its BACKEND row.
+	countServers bool
+	countPx      []byte  // the proxy whose servers are being counted
+	counts       []int64 // per state of ServerStates
 
 	slabs metricSlabs
 	// Reused between rows: newRowMetric copies them.
@@ -148,9 +175,10 @@ const maxInterned = 1 << 14
 func newRowSink(acc telegraf.Accumulator, plan *rowPlan, server string, ts time.Time) *rowSink {
 	return &rowSink{
 		acc: acc, plan: plan, server: server, ts: ts,
-		fields: make([]telegraf.Field, 0, len(plan.cols)+8),
+		fields: make([]telegraf.Field, 0, len(plan.cols)+2*len(ServerStates)),
 		tags:   make([]telegraf.Tag, 0, 6),
 		strs:   make(map[string]string, 64),
+		counts: make([]int64, len(ServerStates)),
 	}
 }
 
@@ -176,11 +204,21 @@ func (s *rowSink) add(cells [][]byte) bool {
 			return false
 		}
 		rowType = int(t)
-		if s.types != 0 && s.types&(1<<t) == 0 {
-			return true
-		}
 	}
 	if s.proxies != nil && p.pxIdx >= 0 && !s.proxies[string(cells[p.pxIdx])] {
+		return true
+	}
+	var state string
+	var known bool
+	if p.statusIdx >= 0 {
+		state, known = normalizeStatus(cells[p.statusIdx], vocabulary(rowType))
+	}
+	if s.countServers {
+		// Before the types filter: a stats page's server rows count even
+		// when only its backends are kept.
+		s.countServer(cells[p.pxIdx], rowType, state)
+	}
+	if s.types != 0 && rowType >= 0 && s.types&(1<<rowType) == 0 {
 		return true
 	}
 	s.fields, s.tags = s.fields[:0], s.tags[:0]
@@ -202,7 +240,10 @@ func (s *rowSink) add(cells [][]byte) bool {
 	}
 	s.addFields(cells)
 	if p.statusIdx >= 0 {
-		s.addStatus(cells[p.statusIdx], rowType)
+		s.addStatus(cells[p.statusIdx], rowType, state, known)
+	}
+	if s.countServers && rowType == typeBackend {
+		s.addServerCounts()
 	}
 	if len(s.fields) > 0 {
 		slices.SortFunc(s.tags, func(a, b telegraf.Tag) int { return strings.Compare(a.Key, b.Key) })
@@ -239,13 +280,37 @@ func (s *rowSink) addFields(cells [][]byte) {
 	}
 }
 
-// addStatus sets the row's one-hot status fields.
-func (s *rowSink) addStatus(cell []byte, rowType int) {
+// countServer counts a server row by its state for the BACKEND row of
+// its proxy, which comes after it. A row of another proxy starts a new
+// count.
+func (s *rowSink) countServer(px []byte, rowType int, state string) {
+	if !bytes.Equal(px, s.countPx) {
+		s.countPx = append(s.countPx[:0], px...)
+		clear(s.counts)
+	}
+	if rowType == typeServer {
+		s.counts[stateIndex(ServerStates, state)]++
+	}
+}
+
+// addServerCounts adds a BACKEND row's "servers.<STATE>" fields, then
+// starts the next count.
+func (s *rowSink) addServerCounts() {
+	for i, f := range s.plan.serverCounts {
+		if f.keep {
+			s.fields = append(s.fields, telegraf.Field{Key: f.name, Value: s.counts[i]})
+		}
+	}
+	clear(s.counts)
+}
+
+// addStatus sets the row's one-hot status fields; state is the status
+// cell's, normalised.
+func (s *rowSink) addStatus(cell []byte, rowType int, state string, known bool) {
 	sf := s.plan.serverStatus
 	if rowType == typeFrontend || rowType == typeListener {
 		sf = s.plan.frontendStatus
 	}
-	state, known := normalizeStatus(cell, vocabulary(rowType))
 	if !known {
 		s.logUnknown(cell, rowType)
 	}

@@ -4,7 +4,8 @@
 // For the same CSV it emits exactly what Telegraf's inputs.haproxy emits
 // (measurement haproxy, tags server, proxy, sv, type, the same renames and
 // field types), plus a process_num tag, one 0/1 field per state of a fixed
-// status vocabulary, and the haproxy_info measurement from "show info".
+// status vocabulary, each backend's servers counted by state, and the
+// haproxy_info measurement from "show info".
 package haproxy
 
 import (
@@ -143,6 +144,21 @@ func (h *HAProxy) initFields() error {
 	return nil
 }
 
+// countsServers reports whether BACKEND rows get their servers counted:
+// when backends are kept and the answer holds the server rows. A stats
+// page always holds every row; a socket only the types asked for. Server
+// rows are not asked for just to count them: they are most of the dump
+// (ten of the eleven rows of a backend of ten servers).
+func (h *HAProxy) countsServers(page bool) bool {
+	if h.typeMask == 0 {
+		return true
+	}
+	if h.typeMask&rowTypeBits["backend"] == 0 {
+		return false
+	}
+	return page || h.typeMask&rowTypeBits["server"] != 0
+}
+
 // buildCommands is the one line written to a socket: "show info", then
 // one "show stat" (one per proxy when proxies are named, so that HAProxy
 // only dumps those). Only "show" commands are ever sent.
@@ -275,6 +291,7 @@ func (g *serverGather) readStat(lr *lineReader, processNum string, endOnEOF bool
 	if endOnEOF { // a stats page cannot be asked for less: filter here
 		sink.types, sink.proxies = g.h.typeMask, g.h.proxies
 	}
+	sink.countServers = g.h.countsServers(endOnEOF) && sink.plan.canCount()
 	var bad badRows
 	for {
 		cells, err := sr.next()

@@ -35,6 +35,10 @@ var FrontendStates = []string{StateOpen, StateFull, StatePaused, StateStop, Stat
 // statusFieldPrefix is prepended to a state's name to form its field name.
 const statusFieldPrefix = "status."
 
+// serverCountPrefix is prepended to a state's name to form the field of a
+// backend's count of servers in that state.
+const serverCountPrefix = "servers."
+
 // vocabulary returns the states of a row type (HAProxy's type column:
 // 0 frontend, 1 backend, 2 server, 3 listener).
 func vocabulary(rowType int) []string {
@@ -81,4 +85,18 @@ func containsState(vocab []string, state string) bool {
 		}
 	}
 	return false
+}
+
+// stateIndex is the position of state in vocab; StateOther's when absent.
+func stateIndex(vocab []string, state string) int {
+	other := len(vocab) - 1
+	for i, s := range vocab {
+		if s == state {
+			return i
+		}
+		if s == StateOther {
+			other = i
+		}
+	}
+	return other
 }
