@@ -353,8 +353,11 @@ func TestCronSpoolsWhileGraphiteIsDown(t *testing.T) {
 		t.Fatalf("run with graphite down: exit %d, want 1; stderr:\n%s", code, stderr)
 	}
 	t.Logf("run 1 stderr:\n%s", stderr)
-	first := time.Now().Unix()
-	waitUntil(t, 5*time.Second, "the next second", func() bool { return time.Now().Unix() > first })
+	// Timestamps are rounded to the second ([agent] precision, as in
+	// Telegraf): the second run must gather at least half a second into
+	// the second after the first run's.
+	second := time.Unix(time.Now().Unix()+1, 5e8)
+	waitUntil(t, 5*time.Second, "the next second", func() bool { return time.Now().After(second) })
 
 	// The spool belongs to the configured servers: graphite comes back at
 	// the same address, a forwarder to a real carbon.

@@ -265,11 +265,14 @@ func noWarnings(t *testing.T, run, stderr string) {
 	}
 }
 
-// nextSecond waits until the clock is past the second of at, so that the
-// next gather's timestamp differs from a gather made at or before at.
+// nextSecond waits until the next gather's timestamp differs from that of
+// a gather made at or before at. Timestamps are rounded to the second
+// ([agent] precision, as in Telegraf): at rounds up to at most the second
+// after its own, so the clock must be half a second into the one after.
 func nextSecond(t *testing.T, at time.Time) {
 	t.Helper()
-	waitUntil(t, 3*time.Second, "the next second", func() bool { return time.Now().Unix() > at.Unix() })
+	after := time.Unix(at.Unix()+1, 5e8)
+	waitUntil(t, 3*time.Second, "the next second", func() bool { return time.Now().After(after) })
 }
 
 // tlsCase is a transport for the tests that run over TCP and TLS.

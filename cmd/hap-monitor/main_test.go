@@ -145,11 +145,13 @@ func TestHelpGoesToStdout(t *testing.T) {
 			t.Errorf("%s: want the whole usage on stdout and nothing on stderr; stdout %q, stderr %q", arg, stdout.String(), stderr.String())
 		}
 	}
-	// A usage error still prints it on stderr.
+	// An unknown flag is one line on stderr that points to -h, not the
+	// whole usage.
 	var stdout, stderr bytes.Buffer
-	run(context.Background(), []string{"-nosuchflag"}, nil, &stdout, &stderr)
-	if stdout.Len() != 0 || !strings.Contains(stderr.String(), "Usage:") {
-		t.Errorf("-nosuchflag: stdout %q, stderr %q", stdout.String(), stderr.String())
+	code := run(context.Background(), []string{"-nosuchflag"}, nil, &stdout, &stderr)
+	want := "E! flag provided but not defined: -nosuchflag (hap-monitor -h prints the usage)\n"
+	if code != exitUsage || stdout.Len() != 0 || stderr.String() != want {
+		t.Errorf("-nosuchflag: exit %d, stdout %q, stderr %q; want exit 2 and %q", code, stdout.String(), stderr.String(), want)
 	}
 }
 
