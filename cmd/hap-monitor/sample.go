@@ -19,20 +19,37 @@ const sampleHeader = `# hap-monitor configuration, in Telegraf's syntax.
 # Keep this file outside Telegraf's config directory: Telegraf would not know
 # these sections.
 
-## Settings of the whole process.
+## Settings of the whole process: Telegraf's [agent] table. Every key of
+## Telegraf's is accepted; those below mean something here.
 # [agent]
-#   ## Pipeline: time between gathers (-poll_interval overrides it).
-#   interval = "1s"
-#   ## Most metrics handed to an output in one write.
+#   ## Time between gathers of each input (an input's own interval wins;
+#   ## -poll_interval replaces both), aligned on multiples of it.
+#   interval = "10s"
+#   round_interval = true
+#   ## Random delay up to collection_jitter before each gather, and a fixed
+#   ## shift of every gather.
+#   collection_jitter = "0s"
+#   collection_offset = "0s"
+#   ## Timestamps are rounded to this; "0s" means by the interval, at most 1s.
+#   precision = "0s"
+#   ## Most metrics handed to an output at once, and each output's default
+#   ## buffer size.
 #   metric_batch_size = 1000
-#   ## Execd output: longest a metric waits for its batch to fill; also how
-#   ## often undelivered metrics are retried.
-#   flush_interval = "1s"
+#   metric_buffer_limit = 20000
+#   ## How often an output retries what it holds undelivered (plus up to
+#   ## flush_jitter); in the execd output, also the longest a metric waits
+#   ## for its batch to fill when an output has no buffer of its own.
+#   flush_interval = "10s"
+#   flush_jitter = "0s"
 #   ## Pipeline and -test: the host tag. Default: the short host name (the
 #   ## first label of the FQDN), as the original HAP-Monitor.
 #   hostname = ""
 #   ## Leave the host tag out.
 #   omit_hostname = false
+#   ## Logging: debug messages too, errors only, or a file instead of stderr.
+#   debug = false
+#   quiet = false
+#   logfile = ""
 
 ## Tags added to every metric gathered (unless the metric has them already).
 # [global_tags]
