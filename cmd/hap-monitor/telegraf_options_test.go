@@ -133,3 +133,45 @@ func selection(t *testing.T, lp string) []string {
 	sort.Strings(rows)
 	return rows
 }
+
+// TestTestOutputSortsFields checks that -test prints each metric's fields
+// sorted by key, as Telegraf's --test does, so that two runs differ only
+// in values and can be diffed.
+func TestTestOutputSortsFields(t *testing.T) {
+	hap := hapMonitor(t)
+	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
+	conf := writeFile(t, t.TempDir(), "test.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", hp.AdminSocket))
+	keys := func() []string {
+		out, stderr, code := runBinary(t, hap, "", "-config", conf, "-test")
+		if code != 0 {
+			t.Fatalf("-test: exit %d\n%s", code, stderr)
+		}
+		var lines []string
+		dec := lineprotocol.NewDecoderWithBytes([]byte(out))
+		for dec.Next() {
+			name, _ := dec.Measurement()
+			var fields []string
+			for {
+				k, _, err := dec.NextField()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k == nil {
+					break
+				}
+				fields = append(fields, string(k))
+			}
+			if !sort.StringsAreSorted(fields) {
+				t.Errorf("%s: fields not sorted: %v", name, fields)
+			}
+			lines = append(lines, string(name)+" "+strings.Join(fields, ","))
+		}
+		return lines
+	}
+	// A string cell may be empty for a moment (last_chk while a check
+	// runs), so two runs may differ by a field; never by a metric.
+	first, second := keys(), keys()
+	if len(first) == 0 || len(first) != len(second) {
+		t.Errorf("two runs print %d and %d metrics", len(first), len(second))
+	}
+}

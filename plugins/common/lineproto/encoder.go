@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -18,8 +19,10 @@ import (
 // names, keys and tags checked (strict mode). It buffers the lines until
 // Flush.
 type Encoder struct {
-	enc lineprotocol.Encoder
-	w   io.Writer
+	enc    lineprotocol.Encoder
+	w      io.Writer
+	sorted bool
+	fields []*telegraf.Field // scratch for sorting
 }
 
 // NewEncoder returns an encoder writing to w.
@@ -29,6 +32,11 @@ func NewEncoder(w io.Writer) *Encoder {
 	e.enc.SetLax(false)
 	return e
 }
+
+// SortFields makes the encoder write each metric's fields sorted by key,
+// as Telegraf's --test does, so that two outputs can be compared line by
+// line.
+func (e *Encoder) SortFields() { e.sorted = true }
 
 // Encode appends m to the encoder's buffer. A field whose value line
 // protocol cannot hold (NaN, Inf, an unknown type) is left out; a metric
@@ -42,6 +50,11 @@ func (e *Encoder) Encode(m telegraf.Metric) error {
 		return ok
 	}) {
 		return fmt.Errorf("metric %s has no field line protocol can hold", m.Name())
+	}
+	if e.sorted {
+		e.fields = append(e.fields[:0], fields...)
+		slices.SortFunc(e.fields, func(a, b *telegraf.Field) int { return strings.Compare(a.Key, b.Key) })
+		fields = e.fields
 	}
 	mark := len(e.enc.Bytes())
 	// Each metric starts the encoder afresh, so that its errors do not

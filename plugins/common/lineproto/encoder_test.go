@@ -205,3 +205,38 @@ func TestEncoderFlush(t *testing.T) {
 		t.Errorf("Len %d after Flush", enc.Len())
 	}
 }
+
+func TestEncoderSortFields(t *testing.T) {
+	m := metric.New("haproxy_info", map[string]string{"server": "/a"},
+		map[string]any{"version": "2.6", "Uptime_sec": int64(5), "CurrConns": int64(1), "Idle_pct": int64(99)}, time.Unix(1, 0))
+	keys := func() string {
+		var k []string
+		for _, f := range m.FieldList() {
+			k = append(k, f.Key)
+		}
+		return strings.Join(k, ",")
+	}
+	before := keys()
+	var plain, sorted bytes.Buffer
+	e := NewEncoder(&plain)
+	if err := e.Encode(m); err != nil {
+		t.Fatal(err)
+	}
+	e.Flush()
+	e = NewEncoder(&sorted)
+	e.SortFields()
+	if err := e.Encode(m); err != nil {
+		t.Fatal(err)
+	}
+	e.Flush()
+	want := "haproxy_info,server=/a CurrConns=1i,Idle_pct=99i,Uptime_sec=5i,version=\"2.6\" 1000000000\n"
+	if sorted.String() != want {
+		t.Errorf("sorted: %q, want %q", sorted.String(), want)
+	}
+	if plain.String() == want {
+		t.Error("without SortFields the fields keep the metric's order, which is not sorted here")
+	}
+	if after := keys(); after != before {
+		t.Errorf("the metric's fields became %s, were %s: sorting must not reorder the metric itself", after, before)
+	}
+}

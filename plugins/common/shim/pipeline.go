@@ -109,7 +109,8 @@ func runScheduled(ctx context.Context, g *gatherer, interval time.Duration, gath
 
 // GatherOnce gathers once from the config's inputs and writes the metrics
 // to w in influx line protocol, tagged as the pipeline would tag them; it
-// delivers nothing (-test). It returns an error if an input reported one.
+// delivers nothing (-test). Each metric's fields are sorted by key, as
+// Telegraf's --test prints them. It returns an error if an input reported one.
 func GatherOnce(cfg *config.Config, w io.Writer, logs *logger.Sink) error {
 	shared, err := SharedTags(cfg, true)
 	if err != nil {
@@ -120,7 +121,9 @@ func GatherOnce(cfg *config.Config, w io.Writer, logs *logger.Sink) error {
 		return err
 	}
 	defer g.stop()
-	lw := &lineWriter{enc: lineproto.NewEncoder(w), log: logger.New(logs, "")}
+	enc := lineproto.NewEncoder(w)
+	enc.SortFields() // as Telegraf's --test: two runs can be diffed
+	lw := &lineWriter{enc: enc, log: logger.New(logs, "")}
 	errs := g.gather(lw.add)
 	if err := lw.flush(); err != nil {
 		return err
