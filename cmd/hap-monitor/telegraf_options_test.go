@@ -106,7 +106,7 @@ func selection(t *testing.T, lp string) []string {
 		if err != nil {
 			t.Fatalf("%v in\n%s", err, lp)
 		}
-		var tags, fields []string
+		var tags []string
 		for {
 			k, v, err := dec.NextTag()
 			if err != nil {
@@ -117,16 +117,7 @@ func selection(t *testing.T, lp string) []string {
 			}
 			tags = append(tags, string(k)+"="+string(v))
 		}
-		for {
-			k, _, err := dec.NextField()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if k == nil {
-				break
-			}
-			fields = append(fields, string(k))
-		}
+		fields := fieldKeys(t, dec)
 		sort.Strings(fields)
 		rows = append(rows, string(name)+" "+strings.Join(tags, ",")+" "+strings.Join(fields, ","))
 	}
@@ -150,17 +141,7 @@ func TestTestOutputSortsFields(t *testing.T) {
 		dec := lineprotocol.NewDecoderWithBytes([]byte(out))
 		for dec.Next() {
 			name, _ := dec.Measurement()
-			var fields []string
-			for {
-				k, _, err := dec.NextField()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if k == nil {
-					break
-				}
-				fields = append(fields, string(k))
-			}
+			fields := fieldKeys(t, dec)
 			if !sort.StringsAreSorted(fields) {
 				t.Errorf("%s: fields not sorted: %v", name, fields)
 			}
@@ -173,5 +154,21 @@ func TestTestOutputSortsFields(t *testing.T) {
 	first, second := keys(), keys()
 	if len(first) == 0 || len(first) != len(second) {
 		t.Errorf("two runs print %d and %d metrics", len(first), len(second))
+	}
+}
+
+// fieldKeys reads the field keys of the decoder's current line, in order.
+func fieldKeys(t *testing.T, dec *lineprotocol.Decoder) []string {
+	t.Helper()
+	var keys []string
+	for {
+		k, _, err := dec.NextField()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == nil {
+			return keys
+		}
+		keys = append(keys, string(k))
 	}
 }

@@ -191,16 +191,22 @@ func (f *Filter) Modify(m telegraf.Metric) {
 		}
 	}
 	if f.tags {
-		var drop []string
-		for _, tag := range m.TagList() {
-			if !passes(f.tagKeep, f.tagRemove, tag.Key) {
-				drop = append(drop, tag.Key)
-			}
-		}
-		for _, k := range drop {
+		for _, k := range f.tagsLeftOut(m) {
 			m.RemoveTag(k)
 		}
 	}
+}
+
+// tagsLeftOut returns the keys of m's tags that taginclude and tagexclude
+// leave out.
+func (f *Filter) tagsLeftOut(m telegraf.Metric) []string {
+	var out []string
+	for _, tag := range m.TagList() {
+		if !passes(f.tagKeep, f.tagRemove, tag.Key) {
+			out = append(out, tag.Key)
+		}
+	}
+	return out
 }
 
 // Modifies reports whether Modify may change a metric.
