@@ -145,17 +145,26 @@ func (f *FakeSocket) Close() error {
 }
 
 // AnswerCommands returns a serve function answering a command line as
-// HAProxy does from answer, a recorded "show info" and "show stat" split
-// by their empty line: each command of the line in order, "show info"
-// with the first part and its empty line, any other with the second.
+// HAProxy does from answer, a recorded "show info", "show stat" and, if
+// recorded, "show table", split by their empty lines: each command of the
+// line in order, "show info" with the first part and its empty line,
+// "show table" with the third (an empty line, HAProxy's answer when there
+// is no stick table, if none was recorded), any other with the second.
 func AnswerCommands(answer string) func(c net.Conn, command string) {
 	info, stat, _ := strings.Cut(answer, "\n\n")
+	tables := "\n"
+	if s, t, ok := strings.Cut(stat, "\n\n"); ok && t != "" {
+		stat, tables = s+"\n\n", t
+	}
 	return func(c net.Conn, command string) {
 		c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // a fake
 		for _, cmd := range strings.Split(strings.TrimSpace(command), ";") {
 			part := stat
-			if cmd == "show info" {
+			switch cmd {
+			case "show info":
 				part = info + "\n\n"
+			case "show table":
+				part = tables
 			}
 			if _, err := c.Write([]byte(part)); err != nil {
 				return

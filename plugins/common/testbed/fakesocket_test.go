@@ -29,11 +29,27 @@ func TestFakeSocketRecordsAndAnswers(t *testing.T) {
 	if got := ask("show info;show stat\n"); got != "info\n\nstat\n\n" {
 		t.Errorf("answer %q", got)
 	}
+	// Without a recorded show table, the answer of an HAProxy without
+	// stick tables: an empty line.
+	if got := ask("show info;show stat;show table\n"); got != "info\n\nstat\n\n\n" {
+		t.Errorf("answer with show table %q", got)
+	}
 	if got := ask("show info"); got != "" {
 		t.Errorf("a command without its line break was answered %q", got)
 	}
-	if got, want := f.Commands(), []string{"show info;show stat\n", "show info"}; !slices.Equal(got, want) {
+	if got, want := f.Commands(), []string{"show info;show stat\n", "show info;show stat;show table\n", "show info"}; !slices.Equal(got, want) {
 		t.Errorf("Commands() = %q, want %q", got, want)
+	}
+}
+
+func TestAnswerCommandsRecordedTables(t *testing.T) {
+	f := NewFakeSocket(t, AnswerCommands("info\n\nstat\n\n# table: t, type: ip, size:1, used:0\n\n"))
+	out, err := SocketCommand(t.Context(), "unix", f.Path, "show stat;show table;show info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "stat\n\n# table: t, type: ip, size:1, used:0\n\ninfo\n\n"; out != want {
+		t.Errorf("answer %q, want %q", out, want)
 	}
 }
 
