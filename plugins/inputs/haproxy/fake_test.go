@@ -61,12 +61,12 @@ func TestOnlyShowCommands(t *testing.T) {
 			t.Errorf("command %q is not one line", line)
 		}
 		for _, c := range strings.Split(strings.TrimSuffix(line, "\n"), ";") {
-			if !strings.HasPrefix(c, "show info") && !strings.HasPrefix(c, "show stat") {
+			if c != "show info" && !strings.HasPrefix(c, "show stat") && c != "show table" {
 				t.Errorf("command %q written to the socket", c)
 			}
 		}
 	}
-	if want := "show info;show stat app.v1 2 -1;show stat db_tcp-1 2 -1\n"; cmds[5] != want {
+	if want := "show info;show stat app.v1 2 -1;show stat db_tcp-1 2 -1;show table\n"; cmds[5] != want {
 		t.Errorf("proxies and types sent as %q, want %q", cmds[5], want)
 	}
 }
@@ -98,17 +98,26 @@ func TestHungServerDoesNotDelayOthers(t *testing.T) {
 func TestFaults(t *testing.T) {
 	answer := string(readTestdata(t, "haproxy-2.6.12.txt"))
 	midRow := answer[:strings.Index(answer, "app.v1,web-2,")+20] // info, header, 2 rows, part of the 3rd
+	stat := strings.TrimSuffix(answer, "\n")                     // without show table's answer (an empty line: no table)
+	tables := "# table: tbl_str, type: string, size:2048, used:1\n# table: tbl_ip, type: ip, size:1048576, used:2\n\n"
 	tests := []struct {
-		name  string
-		send  string
-		rows  int
-		wants []string
+		name   string
+		send   string
+		rows   int
+		tables int
+		wants  []string
 	}{
-		{"closes mid-row", midRow, 2, []string{"truncated at row 3", "input ended mid-row"}},
-		{"closes before the empty line", strings.TrimSuffix(answer, "\n"), 12, []string{"truncated at row 12", "no closing empty line"}},
-		{"not CSV", "HTTP/1.0 400 Bad request\r\n\r\n", 0, []string{"not show info"}},
-		{"binary garbage", "\x00\x01\x02\xff\n\n# \xff\n\n", 0, []string{"not show info"}},
-		{"closes at once", "", 0, []string{"show info", "truncated"}},
+		{"closes mid-row", midRow, 2, 0, []string{"truncated at row 3", "input ended mid-row"}},
+		{"closes before the empty line", strings.TrimSuffix(stat, "\n"), 12, 0, []string{"truncated at row 12", "no closing empty line"}},
+		{"closes before show table's answer", stat, 12, 0, []string{"show table: answer truncated: empty answer"}},
+		{"closes inside show table's answer", stat + tables[:60], 12, 1, []string{"show table: answer truncated: input ended inside line 2"}},
+		{"malformed table line", stat + "# table: tbl_x, type: ip, size:many, used:0\n" + tables, 12, 2,
+			[]string{`show table: line 1 left out: size "many" is not a count: "# table: tbl_x, type: ip, size:many, used:0"`}},
+		{"ragged row, then tables", strings.Replace(stat, "app.v1,web-2,", "app.v1,web-2,1,", 1) + tables, 11, 2,
+			[]string{`row 3 (proxy "app.v1", server "web-2") left out`}},
+		{"not CSV", "HTTP/1.0 400 Bad request\r\n\r\n", 0, 0, []string{"not show info"}},
+		{"binary garbage", "\x00\x01\x02\xff\n\n# \xff\n\n", 0, 0, []string{"not show info"}},
+		{"closes at once", "", 0, 0, []string{"show info", "truncated"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,6 +135,9 @@ func TestFaults(t *testing.T) {
 			}
 			if n := count(ms, "haproxy"); n != tt.rows {
 				t.Errorf("%d rows emitted, want %d", n, tt.rows)
+			}
+			if n := count(ms, "haproxy_table"); n != tt.tables {
+				t.Errorf("%d tables emitted, want %d", n, tt.tables)
 			}
 		})
 	}

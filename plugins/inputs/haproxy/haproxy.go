@@ -4,8 +4,9 @@
 // For the same CSV it emits exactly what Telegraf's inputs.haproxy emits
 // (measurement haproxy, tags server, proxy, sv, type, the same renames and
 // field types), plus a process_num tag, one 0/1 field per state of a fixed
-// status vocabulary, each backend's servers counted by state, and the
-// haproxy_info measurement from "show info".
+// status vocabulary, each backend's servers counted by state, the
+// haproxy_info measurement from "show info" and the haproxy_table
+// measurement (each stick table's size and use) from "show table".
 package haproxy
 
 import (
@@ -161,7 +162,8 @@ func (h *HAProxy) countsServers(page bool) bool {
 
 // buildCommands is the one line written to a socket: "show info", then
 // one "show stat" (one per proxy when proxies are named, so that HAProxy
-// only dumps those). Only "show" commands are ever sent.
+// only dumps those), then "show table" (without a table name: the tables'
+// sizes, never their entries). Only "show" commands are ever sent.
 func buildCommands(typeMask uint8, proxies []string) string {
 	mask := "-1"
 	if typeMask != 0 {
@@ -179,7 +181,7 @@ func buildCommands(typeMask uint8, proxies []string) string {
 	default:
 		b.WriteString(";show stat")
 	}
-	b.WriteByte('\n')
+	b.WriteString(";show table\n")
 	return b.String()
 }
 
@@ -237,8 +239,9 @@ type serverGather struct {
 	ts  time.Time
 }
 
-// readSocket reads "show info" then each "show stat" answer. Problems
-// with one answer do not stop the next one from being read.
+// readSocket reads "show info", each "show stat" answer, then "show
+// table". Problems with one answer do not stop the next one from being
+// read, as long as the answer was read to its end.
 func (g *serverGather) readSocket(lr *lineReader) error {
 	info, err := parseInfo(lr)
 	g.addInfo(info)
@@ -248,25 +251,28 @@ func (g *serverGather) readSocket(lr *lineReader) error {
 	n := max(1, len(g.h.Proxies))
 	var errs []error
 	for i := 0; i < n; i++ {
-		err := g.readStat(lr, info.ProcessNum, false)
-		if err == nil {
-			continue
+		ended, err := g.readStat(lr, info.ProcessNum, false)
+		if err != nil {
+			if len(g.h.Proxies) > 0 {
+				err = fmt.Errorf("proxy %q: %w", g.h.Proxies[i], err)
+			}
+			errs = append(errs, err)
 		}
-		if len(g.h.Proxies) > 0 {
-			err = fmt.Errorf("proxy %q: %w", g.h.Proxies[i], err)
+		if !ended {
+			return errors.Join(errs...) // out of step: the rest cannot be read
 		}
-		errs = append(errs, err)
-		var nc *notCSVError
-		if !errors.As(err, &nc) {
-			break // the stream is out of step: the rest cannot be read
-		}
+	}
+	if err := g.readTables(lr, info.ProcessNum); err != nil {
+		errs = append(errs, fmt.Errorf("show table: %w", err))
 	}
 	return errors.Join(errs...)
 }
 
-// readPage reads a stats page's CSV; process_num comes from each row's pid.
+// readPage reads a stats page's CSV; process_num comes from each row's
+// pid. A page has no stick tables.
 func (g *serverGather) readPage(lr *lineReader) error {
-	return g.readStat(lr, "", true)
+	_, err := g.readStat(lr, "", true)
+	return err
 }
 
 // maxErrorAnswerLines bounds the lines skipped after an answer that is
@@ -274,17 +280,19 @@ func (g *serverGather) readPage(lr *lineReader) error {
 const maxErrorAnswerLines = 100
 
 // readStat reads one "show stat" answer and emits its rows. A ragged row
-// is left out and reported; the rows around it are still emitted.
-func (g *serverGather) readStat(lr *lineReader, processNum string, endOnEOF bool) error {
+// is left out and reported; the rows around it are still emitted. ended
+// tells that the answer was read to its end, so that the next one can be.
+func (g *serverGather) readStat(lr *lineReader, processNum string, endOnEOF bool) (ended bool, err error) {
 	sr := newStatReader(lr, endOnEOF)
 	if err := sr.readHeader(); err != nil {
 		var nc *notCSVError
 		if errors.As(err, &nc) && !endOnEOF {
 			if serr := sr.skipAnswer(maxErrorAnswerLines); serr != nil {
-				return errors.Join(err, serr)
+				return false, errors.Join(err, serr)
 			}
+			return true, err
 		}
-		return err
+		return false, err
 	}
 	sink := newRowSink(g.acc, newRowPlan(sr.header, g.h.KeepFieldNames, g.h.fields), g.ep.tag, g.ts)
 	sink.processNum, sink.log = processNum, g.h.Log
@@ -302,7 +310,7 @@ func (g *serverGather) readStat(lr *lineReader, processNum string, endOnEOF bool
 			continue
 		}
 		if errors.Is(err, io.EOF) {
-			return bad.err()
+			return true, bad.err()
 		}
 		var te *TruncatedError
 		if errors.As(err, &te) && te.midAnswer {
@@ -310,13 +318,14 @@ func (g *serverGather) readStat(lr *lineReader, processNum string, endOnEOF bool
 			continue
 		}
 		bad.add(err)
-		return bad.err()
+		return false, bad.err()
 	}
 }
 
-// badRows collects the rows of one answer that could not be read: the
-// first is reported, with the count of the others.
+// badRows collects the rows (or lines) of one answer that could not be
+// read: the first is reported, with the count of the others.
 type badRows struct {
+	noun  string // what the others are called; "" is "bad rows"
 	first error
 	n     int
 }
@@ -335,7 +344,11 @@ func (b *badRows) err() error {
 	case 1:
 		return b.first
 	}
-	return fmt.Errorf("%w (and %d more bad rows)", b.first, b.n-1)
+	noun := b.noun
+	if noun == "" {
+		noun = "bad rows"
+	}
+	return fmt.Errorf("%w (and %d more %s)", b.first, b.n-1, noun)
 }
 
 func init() {

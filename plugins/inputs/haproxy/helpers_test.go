@@ -43,7 +43,7 @@ func readAnswer(t testing.TB, h *HAProxy, data []byte, page bool) ([]telegraf.Me
 	case page:
 		err = g.readPage(lr)
 	case bytes.HasPrefix(data, []byte("# ")):
-		err = g.readStat(lr, "1", false)
+		_, err = g.readStat(lr, "1", false)
 	default:
 		err = g.readSocket(lr)
 	}

@@ -316,8 +316,9 @@ func TestTruncated(t *testing.T) {
 	full := readTestdata(t, "haproxy-2.6.12.txt")
 	statStart := strings.Index(string(full), "\n# ") + 1
 	headerEnd := statStart + strings.Index(string(full[statStart:]), "\n") + 1
+	statEnd := len(full) - 1 // show table's answer is the last empty line: no table
 	h := newPlugin(t, &HAProxy{Servers: []string{testSocketTag}})
-	for cut := statStart; cut < len(full)-1; cut++ {
+	for cut := statStart; cut < statEnd-1; cut++ {
 		data := full[:cut]
 		ms, err := readAnswer(t, h, data, false)
 		var te *TruncatedError
@@ -337,10 +338,19 @@ func TestTruncated(t *testing.T) {
 		}
 	}
 	// Cut on a row boundary: the closing empty line is missing.
-	lastRow := strings.LastIndex(string(full[:len(full)-1]), "\n")
+	lastRow := strings.LastIndex(string(full[:statEnd-1]), "\n")
 	_, err := readAnswer(t, h, full[:lastRow], false)
 	if err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("answer without its last row and empty line: err %v", err)
+	}
+	// The show stat answer whole, show table's missing.
+	ms, err := readAnswer(t, h, full[:statEnd], false)
+	var te *TruncatedError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "show table") {
+		t.Errorf("answer without show table's: err %v, want a *TruncatedError naming show table", err)
+	}
+	if n := count(ms, "haproxy"); n != 12 {
+		t.Errorf("answer without show table's: %d rows emitted, want 12", n)
 	}
 }
 
