@@ -143,6 +143,42 @@ func TestFaults(t *testing.T) {
 	}
 }
 
+// TestRaggedRowDoesNotStopTheNextAnswer: with proxies named, each has its
+// own show stat answer; a ragged row in the first is reported and the
+// second answer and the tables are still read.
+func TestRaggedRowDoesNotStopTheNextAnswer(t *testing.T) {
+	info, rest, _ := strings.Cut(string(readTestdata(t, "haproxy-2.6.12.txt")), "\n\n")
+	header, rows, _ := strings.Cut(rest, "\n")
+	var app, db []string
+	for _, r := range strings.Split(rows, "\n") {
+		switch {
+		case strings.HasPrefix(r, "app.v1,web-2,"):
+			app = append(app, "app.v1,web-2,0,0,") // ragged
+		case strings.HasPrefix(r, "app.v1,"):
+			app = append(app, r)
+		case strings.HasPrefix(r, "db_tcp-1,"):
+			db = append(db, r)
+		}
+	}
+	answer := info + "\n\n" + header + "\n" + strings.Join(app, "\n") + "\n\n" + header + "\n" + strings.Join(db, "\n") + "\n\n" +
+		"# table: app.v1, type: ip, size:10, used:1\n\n"
+	fake := testbed.NewFakeSocket(t, func(conn net.Conn, _ string) { conn.Write([]byte(answer)) }) //nolint:errcheck // test fake
+	h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}, Proxies: []string{"app.v1", "db_tcp-1"}})
+	ms, errs := gather(t, h)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), `proxy "app.v1": row 2 (proxy "app.v1", server "web-2") left out`) {
+		t.Fatalf("errors = %v, want one naming app.v1/web-2", errs)
+	}
+	if n := count(ms, "haproxy"); n != len(app)-1+len(db) {
+		t.Errorf("%d rows emitted, want %d", n, len(app)-1+len(db))
+	}
+	if row(ms, testbed.ScenarioTCP, "BACKEND") == nil {
+		t.Error("the second answer was not read")
+	}
+	if count(ms, "haproxy_table") != 1 {
+		t.Error("the tables were not read")
+	}
+}
+
 func TestGarbageAnswerIsBounded(t *testing.T) {
 	// 50 MB without a newline: the read stops at the line cap.
 	chunk := []byte(strings.Repeat("z", 1<<20))
