@@ -83,7 +83,7 @@ func TestEveryModeWritesOnlyShowCommands(t *testing.T) {
 					t.Errorf("command %q is not one line", line)
 				}
 				for _, cmd := range strings.Split(strings.TrimSuffix(line, "\n"), ";") {
-					if cmd != "show info" && !strings.HasPrefix(cmd, "show stat") {
+					if cmd != "show info" && cmd != "show table" && !strings.HasPrefix(cmd, "show stat") {
 						t.Errorf("%q written to the stats socket", cmd)
 					}
 				}
@@ -296,13 +296,13 @@ func TestTamperedNamesCannotInjectLines(t *testing.T) {
 
 // pathLevels reports whether a path of the tampered proxy has the
 // original's levels: sec.<host>.1.<proxy>.<server>.<field>, the field
-// one level more for status.<STATE> and http_response.<class>.
+// one level more for status.<STATE>, servers.<STATE> and http_response.<class>.
 func pathLevels(path, host string) bool {
 	parts := strings.Split(path, ".")
 	if len(parts) < 6 || parts[0] != "sec" || parts[1] != host || parts[2] != "1" || !strings.HasPrefix(parts[3], "evil") {
 		return false
 	}
-	if p := parts[len(parts)-2]; p == "status" || p == "http_response" {
+	if p := parts[len(parts)-2]; p == "status" || p == "http_response" || p == "servers" {
 		return len(parts) == 7
 	}
 	return len(parts) == 6

@@ -59,6 +59,7 @@ const (
 var DefaultTemplates = []string{
 	"haproxy host.process_num.proxy.pxname.sv.svname.field",
 	"haproxy_info host.process_num.field",
+	"haproxy_table host.process_num.measurement.table.field",
 }
 
 // GraphiteStatsd is the output plugin.
