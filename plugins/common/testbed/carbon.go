@@ -27,6 +27,8 @@ type Carbon struct {
 	Dir        string
 	TCPAddr    string // plaintext line receiver, "127.0.0.1:PORT"
 	UDPAddr    string // plaintext UDP receiver, "127.0.0.1:PORT"
+	PickleAddr string // pickle receiver, "127.0.0.1:PORT": what a carbon-relay sends to
+	Instance   string // --instance, "" when started without it
 	WhisperDir string
 	PID        int
 
@@ -40,12 +42,27 @@ type Point struct {
 	Value float64
 }
 
+// CarbonOptions chooses how StartCarbonWith starts carbon-cache.
+type CarbonOptions struct {
+	// Instance is carbon-cache's --instance (its name in a carbon-relay's
+	// DESTINATIONS, "127.0.0.1:PICKLE_PORT:INSTANCE"); "" starts it
+	// without the flag. Each carbon-cache has its own temp dir, ports and
+	// whisper files whatever its instance.
+	Instance string
+}
+
 const carbonStartTimeout = time.Minute
 
 // StartCarbon writes a carbon.conf and storage-schemas.conf in a temp dir,
 // starts `carbon-cache --config=FILE --pidfile=FILE --logdir=DIR start`
 // (it daemonises) and returns once the TCP line receiver accepts.
 func StartCarbon(ctx context.Context) (*Carbon, error) {
+	return StartCarbonWith(ctx, CarbonOptions{})
+}
+
+// StartCarbonWith is StartCarbon with options: with opts.Instance it runs
+// `carbon-cache --config=FILE --instance=NAME ... start`.
+func StartCarbonWith(ctx context.Context, opts CarbonOptions) (*Carbon, error) {
 	const install = "apt-get install graphite-carbon python3-whisper"
 	bin, err := findProgram("carbon-cache", install)
 	if err != nil {
@@ -59,7 +76,7 @@ func StartCarbon(ctx context.Context) (*Carbon, error) {
 	defer cancel()
 	var lastErr error
 	for range 3 {
-		c, err := startCarbonOnce(ctx, bin, fetch)
+		c, err := startCarbonOnce(ctx, bin, fetch, opts)
 		if err == nil {
 			return c, nil
 		}
@@ -75,7 +92,14 @@ func StartCarbon(ctx context.Context) (*Carbon, error) {
 // carbon-cache when the test ends.
 func NewCarbon(t testing.TB) *Carbon {
 	t.Helper()
-	c, err := StartCarbon(context.Background())
+	return NewCarbonWith(t, CarbonOptions{})
+}
+
+// NewCarbonWith is StartCarbonWith for tests: it fails t on error and
+// stops carbon-cache when the test ends.
+func NewCarbonWith(t testing.TB, opts CarbonOptions) *Carbon {
+	t.Helper()
+	c, err := StartCarbonWith(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,12 +111,12 @@ func NewCarbon(t testing.TB) *Carbon {
 	return c
 }
 
-func startCarbonOnce(ctx context.Context, bin, fetch string) (c *Carbon, err error) {
+func startCarbonOnce(ctx context.Context, bin, fetch string, opts CarbonOptions) (c *Carbon, err error) {
 	dir, err := os.MkdirTemp("", "hm")
 	if err != nil {
 		return nil, fmt.Errorf("carbon temp dir: %w", err)
 	}
-	c = &Carbon{Dir: dir, WhisperDir: filepath.Join(dir, "whisper"), fetch: fetch}
+	c = &Carbon{Dir: dir, WhisperDir: filepath.Join(dir, "whisper"), Instance: opts.Instance, fetch: fetch}
 	defer func() {
 		if err != nil {
 			_ = c.Close()
@@ -104,14 +128,18 @@ func startCarbonOnce(ctx context.Context, bin, fetch string) (c *Carbon, err err
 	}
 	pidfile := filepath.Join(dir, "carbon.pid")
 	logdir := filepath.Join(dir, "log")
+	args := []string{"--config=" + conf, "--pidfile=" + pidfile, "--logdir=" + logdir}
+	if c.Instance != "" {
+		args = append(args, "--instance="+c.Instance)
+	}
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "--config="+conf, "--pidfile="+pidfile, "--logdir="+logdir, "start")
+	cmd := exec.CommandContext(ctx, bin, append(args, "start")...)
 	cmd.Dir = dir
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	cmd.Env = append(os.Environ(), "GRAPHITE_ROOT="+dir, "GRAPHITE_STORAGE_DIR="+dir)
 	if err := cmd.Run(); err != nil {
-		return c, fmt.Errorf("carbon-cache --config=%s start: %w: %s", conf, err, tail(out.Bytes(), 2000))
+		return c, fmt.Errorf("carbon-cache %s start: %w: %s", strings.Join(args, " "), err, tail(out.Bytes(), 2000))
 	}
 	if c.PID, err = readPIDFile(ctx, pidfile); err != nil {
 		return c, fmt.Errorf("carbon-cache --config=%s: %w: %s", conf, err, tail(out.Bytes(), 2000))
@@ -137,6 +165,7 @@ func (c *Carbon) writeConfig() (string, error) {
 	}
 	c.TCPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tcpPort))
 	c.UDPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(udpPort))
+	c.PickleAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(other[0]))
 	conf := fmt.Sprintf(`[cache]
 STORAGE_DIR = %[1]s
 LOCAL_DATA_DIR = %[2]s

@@ -1,7 +1,8 @@
 // Package testbed starts the real peers hap-monitor talks to, for tests,
 // the built-in example and the benchmark harness: HAProxy (Debian's
-// package), carbon-cache (graphite-carbon), statsd (npm statsd@0.9.0), a
-// custom Telegraf v1.39.3 build and the hap-monitor binary of this checkout.
+// package), carbon-cache and carbon-relay (graphite-carbon), statsd (npm
+// statsd@0.9.0), a custom Telegraf v1.39.3 build and the hap-monitor binary
+// of this checkout.
 //
 // Every Start* function works without the testing package and returns an
 // error naming the missing program and how to install it; each New* twin
