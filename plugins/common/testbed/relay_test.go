@@ -30,6 +30,7 @@ func TestRelaySpreadsOverCachesAndRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Close() }) // when the test fails before its own Close
 	want := fmt.Sprintf("[%s:a %s:b]", a.PickleAddr, b.PickleAddr)
 	if fmt.Sprint(r.Destinations) != want {
 		t.Errorf("Destinations = %v, want %s", r.Destinations, want)
