@@ -15,16 +15,24 @@ import (
 // fields and tags live in one backing array each, so a row costs a handful
 // of allocations instead of one per field (metric.New takes a map and
 // allocates every field). Tags are kept sorted by key, as Telegraf's own
-// metrics are. It behaves as metric.New's metrics do.
+// metrics are. It behaves as metric.New's metrics do, method by method
+// (metric_contract_test.go), and is a telegraf.TemplateMetric as they are.
 type rowMetric struct {
 	name   string
 	tags   []*telegraf.Tag
 	fields []*telegraf.Field
 	tm     time.Time
 	vtype  telegraf.ValueType
+	// spareTags is room for tags added later (the host tag, global tags):
+	// AddTag takes a Tag from it and inserts into the spare capacity of
+	// tags, both carved with the metric, instead of allocating.
+	spareTags []telegraf.Tag
 }
 
-var _ telegraf.Metric = (*rowMetric)(nil)
+var (
+	_ telegraf.Metric         = (*rowMetric)(nil)
+	_ telegraf.TemplateMetric = (*rowMetric)(nil)
+)
 
 // metricSlabs hands out the storage of rowMetrics in chunks shared by many
 // rows, so a row costs no allocation of its own: a chunk is freed once every
@@ -45,6 +53,10 @@ const (
 	slabTags    = 1024
 )
 
+// spareTagRoom is how many tags a row's metric can gain without
+// allocating: the host tag and a global tag or two.
+const spareTagRoom = 2
+
 // carve returns n elements of *slab as a slice of their own (capacity n,
 // so appending to it never reaches a neighbour's), starting a new chunk
 // of size elements when the current one is used up.
@@ -61,10 +73,11 @@ func carve[T any](slab *[]T, n, size int) []T {
 func (sl *metricSlabs) newRowMetric(name string, tags []telegraf.Tag, fields []telegraf.Field, tm time.Time) *rowMetric {
 	m := &carve(&sl.metrics, 1, slabMetrics)[0]
 	*m = rowMetric{name: name, tm: tm, vtype: telegraf.Untyped}
-	tb := carve(&sl.tags, len(tags), slabTags)
+	tb := carve(&sl.tags, len(tags)+spareTagRoom, slabTags)
 	copy(tb, tags)
-	m.tags = carve(&sl.tagPtrs, len(tb), slabTags)
-	for i := range tb {
+	m.spareTags = tb[len(tags):len(tags)]
+	m.tags = carve(&sl.tagPtrs, len(tb), slabTags)[:len(tags)]
+	for i := range tags {
 		m.tags[i] = &tb[i]
 	}
 	fb := carve(&sl.fields, len(fields), slabFields)
@@ -119,22 +132,47 @@ func (m *rowMetric) GetTag(key string) (string, bool) {
 	return "", false
 }
 
+// Tag returns the value of the tag key, "" if there is none (for
+// templates).
+func (m *rowMetric) Tag(key string) string {
+	v, _ := m.GetTag(key)
+	return v
+}
+
 func (m *rowMetric) HasTag(key string) bool {
 	_, ok := m.GetTag(key)
 	return ok
 }
 
+// AddTag sets the tag key, keeping the tags sorted by key. A new tag is
+// taken from the metric's spare room while it lasts.
 func (m *rowMetric) AddTag(key, value string) {
-	i, found := slices.BinarySearchFunc(m.tags, key, func(t *telegraf.Tag, k string) int { return strings.Compare(t.Key, k) })
-	if found {
+	i := 0
+	for i < len(m.tags) && m.tags[i].Key < key {
+		i++
+	}
+	if i < len(m.tags) && m.tags[i].Key == key {
 		m.tags[i].Value = value
 		return
 	}
-	m.tags = slices.Insert(m.tags, i, &telegraf.Tag{Key: key, Value: value})
+	var t *telegraf.Tag
+	if n := len(m.spareTags); n < cap(m.spareTags) {
+		m.spareTags = m.spareTags[:n+1]
+		t = &m.spareTags[n]
+		*t = telegraf.Tag{Key: key, Value: value}
+	} else {
+		t = &telegraf.Tag{Key: key, Value: value}
+	}
+	m.tags = slices.Insert(m.tags, i, t)
 }
 
 func (m *rowMetric) RemoveTag(key string) {
-	m.tags = slices.DeleteFunc(m.tags, func(t *telegraf.Tag) bool { return t.Key == key })
+	for i, t := range m.tags {
+		if t.Key == key {
+			m.tags = slices.Delete(m.tags, i, i+1)
+			return
+		}
+	}
 }
 
 func (m *rowMetric) GetField(key string) (any, bool) {
@@ -144,6 +182,13 @@ func (m *rowMetric) GetField(key string) (any, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Field returns the value of the field key, nil if there is none (for
+// templates).
+func (m *rowMetric) Field(key string) any {
+	v, _ := m.GetField(key)
+	return v
 }
 
 func (m *rowMetric) HasField(key string) bool {
@@ -165,20 +210,44 @@ func (m *rowMetric) AddField(key string, value any) {
 }
 
 func (m *rowMetric) RemoveField(key string) {
-	m.fields = slices.DeleteFunc(m.fields, func(f *telegraf.Field) bool { return f.Key == key })
+	for i, f := range m.fields {
+		if f.Key == key {
+			m.fields = slices.Delete(m.fields, i, i+1)
+			return
+		}
+	}
 }
 
 // Copy returns a deep copy as one of Telegraf's own metrics.
 func (m *rowMetric) Copy() telegraf.Metric { return metric.FromMetric(m) }
 
+// FNV-1a, as hash/fnv's New64a, over strings without converting them.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+func fnvLine(h uint64, s string) uint64 {
+	h = fnvString(h, s)
+	h ^= '\n'
+	return h * fnvPrime
+}
+
 // HashID hashes the name and tags as Telegraf's metrics do.
 func (m *rowMetric) HashID() uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(m.name + "\n"))
+	h := fnvLine(fnvOffset, m.name)
 	for _, t := range m.tags {
-		h.Write([]byte(t.Key + "\n" + t.Value + "\n"))
+		h = fnvLine(fnvLine(h, t.Key), t.Value)
 	}
-	return h.Sum64()
+	return h
 }
 
 func (m *rowMetric) HashIDWithFieldsFiltered(excludedTags, excludedFields []string) uint64 {
