@@ -223,6 +223,7 @@ func runWithSignals(ctx context.Context, sigs <-chan os.Signal, args []string, s
 		return exitUsage
 	}
 	defer closeLog()
+	cfg.LogIgnored(logger.New(logs, "agent"))
 	if err := o.runMode(ctx, sigs, cfg, stdin, stdout, logs); err != nil {
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(stderr, "E! %v\n", err)

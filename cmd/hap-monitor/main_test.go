@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -233,5 +234,56 @@ func TestVersion(t *testing.T) {
 	var stdout bytes.Buffer
 	if code := run(context.Background(), []string{"-version"}, nil, &stdout, &bytes.Buffer{}); code != exitOK || !strings.HasPrefix(stdout.String(), "hap-monitor ") {
 		t.Errorf("exit %d, %q", code, stdout.String())
+	}
+}
+
+// TestAgentLogging checks [agent] debug, quiet and logfile: debug shows the
+// one line naming the [agent] keys that mean nothing here, logfile takes
+// the lines stderr would have had, quiet keeps errors only.
+func TestAgentLogging(t *testing.T) {
+	dir := t.TempDir()
+	logfile := filepath.Join(dir, "hap-monitor.log")
+	missing := filepath.Join(dir, "missing.sock")
+	for _, tc := range []struct {
+		name, agent    string
+		stderr, inFile []string // substrings expected
+		notIn          []string // substrings expected nowhere
+	}{
+		{"debug", "debug = true\n  statefile = \"/x\"", []string{"D! [agent]", "ignoring statefile", "E! [inputs.haproxy]"}, nil, nil},
+		{"default level", "statefile = \"/x\"", []string{"E! [inputs.haproxy]"}, nil, []string{"D! "}},
+		{"logfile", fmt.Sprintf("logfile = %q", logfile), nil, []string{"E! [inputs.haproxy]", "missing.sock"}, nil},
+		{"quiet", "quiet = true\n  debug = false", []string{"E! "}, nil, []string{"D! ", "I! ", "W! "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(logfile)
+			conf := filepath.Join(dir, "agent.conf")
+			text := fmt.Sprintf("[agent]\n  %s\n[[inputs.haproxy]]\n  servers = [%q]\n", tc.agent, missing)
+			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), []string{"-config", conf, "-test"}, nil, &stdout, &stderr); code != exitRuntime {
+				t.Fatalf("exit %d, want 1 (the socket is missing); stderr %s", code, stderr.String())
+			}
+			inFile, _ := os.ReadFile(logfile)
+			for _, w := range tc.stderr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr %q lacks %q", stderr.String(), w)
+				}
+			}
+			for _, w := range tc.inFile {
+				if !strings.Contains(string(inFile), w) {
+					t.Errorf("logfile %q lacks %q", inFile, w)
+				}
+			}
+			if tc.inFile != nil && strings.Contains(stderr.String(), "[inputs.haproxy]") {
+				t.Errorf("with logfile the plugin's lines still reach stderr: %q", stderr.String())
+			}
+			for _, w := range tc.notIn {
+				if strings.Contains(stderr.String(), w) || strings.Contains(string(inFile), w) {
+					t.Errorf("%q logged: stderr %q, file %q", w, stderr.String(), inFile)
+				}
+			}
+		})
 	}
 }

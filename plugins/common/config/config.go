@@ -117,6 +117,16 @@ type Config struct {
 	GlobalTags map[string]string
 	Inputs     []*Input
 	Outputs    []*Output
+	// IgnoredAgentKeys are the [agent] keys set that mean nothing here.
+	IgnoredAgentKeys []string
+}
+
+// LogIgnored names the [agent] keys that mean nothing here in one debug
+// line, if any is set. Call it once the logging is set up as [agent] says.
+func (c *Config) LogIgnored(log telegraf.Logger) {
+	if len(c.IgnoredAgentKeys) > 0 {
+		log.Debugf("%s: ignoring %s (no meaning for hap-monitor)", c.Source, strings.Join(c.IgnoredAgentKeys, ", "))
+	}
 }
 
 // LoadFile reads and parses the file at path; see Parse.
@@ -215,9 +225,7 @@ func Parse(data []byte, source string, logs *logger.Sink) (*Config, error) {
 	if err := f.Agent.validate(data, source); err != nil {
 		return nil, err
 	}
-	if ignored := p.ignoredAgentKeys(); len(ignored) > 0 && logs != nil {
-		logger.New(logs, "agent").Debugf("%s: ignoring %s (no meaning for hap-monitor)", source, strings.Join(ignored, ", "))
-	}
+	cfg.IgnoredAgentKeys = p.ignoredAgentKeys()
 
 	for _, in := range cfg.Inputs {
 		if err := p.init(in.Input, &in.Plugin, logs); err != nil {

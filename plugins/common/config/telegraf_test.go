@@ -40,6 +40,7 @@ func TestTelegrafAgentTable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Telegraf's own [agent] table refused: %v", err)
 	}
+	cfg.LogIgnored(logger.New(logger.NewSink(&logs, telegraf.Debug), "agent"))
 	a := cfg.Agent
 	if a.GatherInterval() != 10*time.Second || !a.Round() || a.BatchSize() != 1000 ||
 		a.MetricBufferLimit != 10000 || a.Flush() != 10*time.Second || !a.AlwaysIncludeLocalTags {
