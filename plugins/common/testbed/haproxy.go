@@ -27,10 +27,14 @@ type HAProxyOptions struct {
 	Backends, ServersPerBackend int
 	Checks                      bool   // health checks on generated servers (inter 2s)
 	Extra                       string // raw config appended after the generated sections
+	// MasterWorker starts `haproxy -W -S MasterSocket -f CFG`: a master
+	// process with its master CLI, and workers (see haproxy_master.go).
+	MasterWorker bool
 }
 
 // HAProxy is a running haproxy started with `haproxy -f CFG` (daemon, pid
-// file, no master-worker), stopped by its pid.
+// file), stopped by its pid; with MasterWorker, `haproxy -W -S
+// MasterSocket -f CFG`, stopped by the master's pid and then its workers'.
 type HAProxy struct {
 	Dir          string // temp dir: haproxy.cfg, sockets, pid file
 	AdminSocket  string // unix stats socket, level admin
@@ -38,7 +42,10 @@ type HAProxy struct {
 	TCPAddr      string // "127.0.0.1:PORT" stats socket, level admin
 	StatsURL     string // "http://127.0.0.1:PORT/stats" HTTP stats page (no auth)
 	AuthStatsURL string // same page behind basic auth, user "admin" password "secret"
-	PID          int
+	// PID is HAProxy's pid; with MasterWorker, the master's.
+	PID int
+	// MasterSocket is the master CLI (level admin), with MasterWorker only.
+	MasterSocket string
 
 	// Addresses of the standard scenario's proxies (empty otherwise).
 	FrontendAddr string // "www.example-fe", mode http
@@ -140,6 +147,9 @@ func startHAProxyOnce(ctx context.Context, bin string, opts HAProxyOptions) (h *
 		AdminSocket: filepath.Join(dir, "admin.sock"),
 		UserSocket:  filepath.Join(dir, "user.sock"),
 	}
+	if opts.MasterWorker {
+		h.MasterSocket = filepath.Join(dir, "master.sock")
+	}
 	defer func() {
 		if err != nil {
 			_ = h.Close()
@@ -178,7 +188,11 @@ func startHAProxyOnce(ctx context.Context, bin string, opts HAProxyOptions) (h *
 // runs and the pid file is written.
 func (h *HAProxy) launch(ctx context.Context, bin, cfgPath string) error {
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "-f", cfgPath)
+	args := []string{"-f", cfgPath}
+	if h.MasterSocket != "" {
+		args = append([]string{"-W", "-S", h.MasterSocket}, args...)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = h.Dir
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -378,9 +392,15 @@ func (h *HAProxy) Close() error {
 		return nil
 	}
 	h.closed = true
+	workers := h.workerPIDs()
 	if h.PID > 0 {
 		if err := stopProcess(h.PID, 10*time.Second); err != nil {
 			errs = append(errs, fmt.Errorf("haproxy: %w", err))
+		}
+	}
+	for _, pid := range workers {
+		if err := stopProcess(pid, 10*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("haproxy worker: %w", err))
 		}
 	}
 	if h.live != nil {
