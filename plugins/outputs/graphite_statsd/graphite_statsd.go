@@ -55,11 +55,16 @@ const (
 // DefaultTemplates give the original HAP-Monitor's paths:
 // <prefix>.<host>.<process_num>.<proxy>.<server>.<field> for haproxy
 // (whatever the input's keep_field_names) and
-// <prefix>.<host>.<process_num>.<field> for haproxy_info.
+// <prefix>.<host>.<process_num>.<field> for haproxy_info. A tag a metric
+// lacks adds no level: worker, which only old workers gathered through a
+// master CLI carry ("old1", ...), puts their paths beside the current
+// worker's (<process_num>.old1.<proxy>...) and leaves the current
+// worker's as a stats socket gives them.
 var DefaultTemplates = []string{
-	"haproxy host.process_num.proxy.pxname.sv.svname.field",
-	"haproxy_info host.process_num.field",
-	"haproxy_table host.process_num.measurement.table.field",
+	"haproxy host.process_num.worker.proxy.pxname.sv.svname.field",
+	"haproxy_info host.process_num.worker.field",
+	"haproxy_table host.process_num.worker.measurement.table.field",
+	"haproxy_master host.measurement.field",
 }
 
 // GraphiteStatsd is the output plugin.
