@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
@@ -48,15 +51,30 @@ type sizeResult struct {
 	Rows    int
 	Cases   []benchCase
 	Samples map[string][]sample
-	Execd   *execdResult
 	// Idle is HAProxy's own CPU per second of wall time while nobody
 	// asks it anything (its health checks): subtracted from every
 	// HAProxy CPU figure, so that what is left is the cost of the dump.
 	Idle float64
+	// Checks tells whether the servers had health checks.
+	Checks bool
 }
 
-func measureSize(ctx context.Context, bins binaries, sz size, runs, execdSeconds int) (*sizeResult, error) {
-	h, err := testbed.StartHAProxy(ctx, testbed.HAProxyOptions{Backends: sz.Backends, ServersPerBackend: sz.Servers, Checks: true})
+// Case names the report and the targets refer to.
+const (
+	caseFloor        = "floor"
+	caseTest         = "hap-monitor -test"
+	caseExecd        = "hap-monitor execd input, per gather"
+	caseOnce         = "hap-monitor -once, every field"
+	caseOriginal     = "hap-monitor, original's command line"
+	caseBaseOnce     = "baseline -once, every field"
+	caseBaseOriginal = "baseline, original's command line"
+	caseBaseExecd    = "baseline execd input, per gather"
+	caseTelegrafTest = "telegraf --test"
+	caseTelegrafOnce = "telegraf --once"
+)
+
+func measureSize(ctx context.Context, bins binaries, sz size, runs, execdGathers int, checks bool) (*sizeResult, error) {
+	h, err := testbed.StartHAProxy(ctx, testbed.HAProxyOptions{Backends: sz.Backends, ServersPerBackend: sz.Servers, Checks: checks})
 	if err != nil {
 		return nil, err
 	}
@@ -72,11 +90,11 @@ func measureSize(ctx context.Context, bins binaries, sz size, runs, execdSeconds
 	}
 	defer os.RemoveAll(dir)
 
-	cases, err := makeCases(dir, bins, h, sink)
+	cases, err := makeCases(ctx, dir, bins, h, sink, execdGathers)
 	if err != nil {
 		return nil, err
 	}
-	res := &sizeResult{Size: sz, Cases: cases, Samples: map[string][]sample{}}
+	res := &sizeResult{Size: sz, Cases: cases, Samples: map[string][]sample{}, Checks: checks}
 	if res.Idle, err = idleCPU(ctx, h.PID, 3*time.Second); err != nil {
 		return nil, err
 	}
@@ -87,27 +105,24 @@ func measureSize(ctx context.Context, bins binaries, sz size, runs, execdSeconds
 			before, _ := processCPU(h.PID)
 			s := c.Run(ctx)
 			after, _ := processCPU(h.PID)
-			s.HAProxyCPU = netOfIdle(after-before, s.Wall, res.Idle)
+			span := s.Span
+			if span == 0 {
+				span = s.Wall
+			}
+			s.HAProxyCPU = netOfIdle(after-before, span, res.Idle) / time.Duration(max(s.Per, 1))
 			if s.Err != nil {
 				return nil, fmt.Errorf("%s: %w", c.Name, s.Err)
 			}
 			res.Samples[c.Name] = append(res.Samples[c.Name], s)
 		}
 	}
-	if floor := res.Samples["floor"]; len(floor) > 0 {
+	if floor := res.Samples[caseFloor]; len(floor) > 0 {
 		res.Rows = int(floor[0].Lines) - 2 // header and closing empty line
-	}
-	if execdSeconds > 0 {
-		perGather := int64(median(res.Samples["hap-monitor -test"], func(s sample) float64 { return float64(s.Lines) }))
-		res.Execd, err = measureExecd(ctx, bins.HapMonitor, filepath.Join(dir, "input.toml"), h.PID, res.Idle, perGather, time.Duration(execdSeconds)*time.Second)
-		if err != nil {
-			return nil, fmt.Errorf("execd input: %w", err)
-		}
 	}
 	return res, nil
 }
 
-func makeCases(dir string, bins binaries, h *testbed.HAProxy, sink *lineSink) ([]benchCase, error) {
+func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProxy, sink *lineSink, execdGathers int) ([]benchCase, error) {
 	files := map[string]string{
 		"input.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", h.AdminSocket),
 		"pipeline.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n\n"+
@@ -132,32 +147,60 @@ func makeCases(dir string, bins binaries, h *testbed.HAProxy, sink *lineSink) ([
 		}
 		return s
 	}
+	original := func(bin string) func(context.Context) sample {
+		return func(ctx context.Context) sample {
+			return delivered(runCommand(ctx, false, bin,
+				"--backend", sink.Addr()+"::bench", "--type", "G", "--protocol", "tcp", "--sockets", h.AdminSocket))
+		}
+	}
+	once := func(bin string) func(context.Context) sample {
+		return func(ctx context.Context) sample {
+			return delivered(runCommand(ctx, false, bin, "-config", path("pipeline.toml"), "-once"))
+		}
+	}
+	// The execd input's gathers are told apart by the lines printed:
+	// -test prints as many per gather.
+	var perGather int64
+	if execdGathers > 0 {
+		warm := runCommand(ctx, true, bins.HapMonitor, "-config", path("input.toml"), "-test")
+		if warm.Err != nil {
+			return nil, warm.Err
+		}
+		perGather = warm.Lines
+	}
+	execd := func(bin string) func(context.Context) sample {
+		return func(ctx context.Context) sample {
+			return runExecdInput(ctx, bin, path("input.toml"), execdGathers, perGather)
+		}
+	}
 	cases := []benchCase{
-		{Name: "floor", Kind: "floor", Run: func(ctx context.Context) sample {
+		{Name: caseFloor, Kind: "floor", Run: func(ctx context.Context) sample {
 			return readToEOF(ctx, "unix", h.AdminSocket)
 		}},
-		{Name: "hap-monitor -test", Kind: "test", Run: func(ctx context.Context) sample {
+		{Name: caseTest, Kind: "test", Run: func(ctx context.Context) sample {
 			return runCommand(ctx, true, bins.HapMonitor, "-config", path("input.toml"), "-test")
 		}},
-		{Name: "hap-monitor -once, every field", Kind: "once", Run: func(ctx context.Context) sample {
-			return delivered(runCommand(ctx, false, bins.HapMonitor, "-config", path("pipeline.toml"), "-once"))
-		}},
-		{Name: "hap-monitor, original's command line", Kind: "original", Run: func(ctx context.Context) sample {
-			return delivered(runCommand(ctx, false, bins.HapMonitor,
-				"--backend", sink.Addr()+"::bench", "--type", "G", "--protocol", "tcp", "--sockets", h.AdminSocket))
-		}},
 	}
+	if execdGathers > 0 {
+		cases = append(cases, benchCase{Name: caseExecd, Kind: "execd", Run: execd(bins.HapMonitor)})
+	}
+	cases = append(cases,
+		benchCase{Name: caseOnce, Kind: "once", Run: once(bins.HapMonitor)},
+		benchCase{Name: caseOriginal, Kind: "original", Run: original(bins.HapMonitor)},
+	)
 	if bins.Baseline != "" {
-		cases = append(cases, benchCase{Name: "baseline -once, every field", Kind: "baseline", Run: func(ctx context.Context) sample {
-			return delivered(runCommand(ctx, false, bins.Baseline, "-config", path("pipeline.toml"), "-once"))
-		}})
+		cases = append(cases, benchCase{Name: caseBaseOnce, Kind: "baseline", Run: once(bins.Baseline)},
+			benchCase{Name: caseBaseOriginal, Kind: "baseline", Run: original(bins.Baseline)})
+		if execdGathers > 0 {
+			cases = append(cases, benchCase{Name: caseBaseExecd, Kind: "baseline", Run: execd(bins.Baseline)})
+		}
 	}
 	if bins.Telegraf != "" {
 		cases = append(cases,
-			benchCase{Name: "telegraf --test", Kind: "test", Run: func(ctx context.Context) sample {
+			benchCase{Name: caseTelegrafTest, Kind: "test", Run: func(ctx context.Context) sample {
 				return runCommand(ctx, true, bins.Telegraf, "--config", path("telegraf-test.conf"), "--test")
 			}},
-			benchCase{Name: "telegraf --once", Kind: "once", Run: func(ctx context.Context) sample {
+			benchCase{Name: caseTelegrafOnce, Kind: "once", Run: func(ctx context.Context) sample {
 				return delivered(runCommand(ctx, false, bins.Telegraf, "--config", path("telegraf-once.conf"), "--once"))
 			}},
 		)
@@ -165,51 +208,91 @@ func makeCases(dir string, bins binaries, h *testbed.HAProxy, sink *lineSink) ([
 	return cases, nil
 }
 
-// execdResult is the steady cost of the execd input mode at a 1 s interval.
-type execdResult struct {
-	Gathers          int
-	CPUPerGather     time.Duration
-	HAProxyPerGather time.Duration
-}
-
-// measureExecd runs hap-monitor as Telegraf's [[inputs.execd]] would with
-// signal = "none": gathering every second on its own, stdin held open.
-// Gathers are counted from what it printed: linesPerGather lines each.
-func measureExecd(ctx context.Context, bin, cfg string, haproxyPID int, idle float64, linesPerGather int64, d time.Duration) (*execdResult, error) {
-	if linesPerGather < 1 {
-		return nil, fmt.Errorf("no line per gather to count gathers with")
+// runExecdInput runs hap-monitor as Telegraf's [[inputs.execd]] runs it
+// with signal = "STDIN": one gather per newline on its stdin. It sends a
+// newline, waits until the gather's lines (perGather of them) are read
+// from its stdout, and so on gathers times, then closes stdin (the execd
+// contract says exit). The sample is per gather: wall from newline to
+// last line, the process's CPU (its rusage, start-up included) and lines,
+// each divided by the gathers; peak RSS is the process's.
+func runExecdInput(ctx context.Context, bin, cfg string, gathers int, perGather int64) sample {
+	fail := func(err error) sample { return sample{Err: fmt.Errorf("execd input: %w", err)} }
+	if perGather < 1 {
+		return fail(fmt.Errorf("no line per gather to count gathers with"))
 	}
-	cmd := exec.CommandContext(ctx, bin, "-config", cfg, "-poll_interval", "1s")
+	cmd := exec.CommandContext(ctx, bin, "-config", cfg, "-poll_interval_disabled")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	lc := &lineCounter{}
+	var total atomic.Int64
+	more := make(chan struct{}, 1)
 	done := make(chan struct{})
-	go func() { io.Copy(lc, out); close(done) }()
-	hBefore, _ := processCPU(haproxyPID)
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return fail(err)
 	}
-	time.Sleep(d)
-	hAfter, _ := processCPU(haproxyPID)
-	stdin.Close() // EOF on stdin: the execd contract says exit
+	go func() {
+		defer close(done)
+		buf := make([]byte, 256<<10)
+		for {
+			n, err := out.Read(buf)
+			total.Add(int64(bytes.Count(buf[:n], []byte{'\n'})))
+			select {
+			case more <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var wall time.Duration
+	var runErr error
+	for i := 1; i <= gathers && runErr == nil; i++ {
+		t0 := time.Now()
+		if _, err := io.WriteString(stdin, "\n"); err != nil {
+			runErr = err
+			break
+		}
+		want := int64(i) * perGather
+		timeout := time.After(time.Minute)
+		for total.Load() < want && runErr == nil {
+			select {
+			case <-more:
+			case <-done:
+				if total.Load() < want {
+					runErr = fmt.Errorf("stdout ended after %d lines, want %d", total.Load(), want)
+				}
+			case <-timeout:
+				runErr = fmt.Errorf("gather %d: %d lines after a minute, want %d", i, total.Load(), want)
+			}
+		}
+		wall += time.Since(t0)
+	}
+	stdin.Close()
 	<-done
-	if err := cmd.Wait(); err != nil {
-		return nil, err
+	werr := cmd.Wait()
+	s := sample{Per: gathers, Span: time.Since(start), Wall: wall / time.Duration(gathers), Lines: total.Load() / int64(gathers)}
+	if ps := cmd.ProcessState; ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			s.CPU = (tv(ru.Utime) + tv(ru.Stime)) / time.Duration(gathers)
+			s.PeakRSS = ru.Maxrss * 1024
+		}
 	}
-	ru := cmd.ProcessState
-	cpu := ru.UserTime() + ru.SystemTime()
-	gathers := int(lc.n / linesPerGather)
-	if gathers < 1 {
-		return nil, fmt.Errorf("no complete gather in %s (%d lines)", d, lc.n)
+	if runErr == nil {
+		runErr = werr
 	}
-	haproxy := netOfIdle(hAfter-hBefore, d, idle)
-	return &execdResult{Gathers: gathers, CPUPerGather: cpu / time.Duration(gathers), HAProxyPerGather: haproxy / time.Duration(gathers)}, nil
+	if runErr != nil {
+		s.Err = fmt.Errorf("execd input: %w: %s", runErr, lastLine(stderr.String()))
+	}
+	return s
 }
 
 // idleCPU is HAProxy's CPU per second of wall time while nobody talks to
@@ -260,15 +343,14 @@ func median(ss []sample, f func(sample) float64) float64 {
 
 func (r *sizeResult) print(w io.Writer) {
 	fmt.Fprintf(w, "## %s (%d rows)\n\n", r.Size, r.Rows)
-	fmt.Fprintf(w, "HAProxy's idle CPU (health checks): %.1f%% of a core, taken out of the HAProxy CPU column.\n\n", r.Idle*100)
+	if r.Checks {
+		fmt.Fprintf(w, "Health checks every 2 s on every server. HAProxy's idle CPU (the checks): %.1f%% of a core, taken out of the HAProxy CPU column.\n\n", r.Idle*100)
+	} else {
+		fmt.Fprintf(w, "No health checks (servers \"no check\", check columns empty). HAProxy's idle CPU: %.1f%% of a core, taken out of the HAProxy CPU column.\n\n", r.Idle*100)
+	}
 	fmt.Fprintln(w, "| case | wall | CPU | peak RSS | lines | HAProxy CPU | wall / floor | wall vs Telegraf | RSS vs Telegraf |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-	wall := func(s sample) float64 { return float64(s.Wall) }
-	cpu := func(s sample) float64 { return float64(s.CPU) }
-	rss := func(s sample) float64 { return float64(s.PeakRSS) }
-	lines := func(s sample) float64 { return float64(s.Lines) }
-	hcpu := func(s sample) float64 { return float64(s.HAProxyCPU) }
-	floor := median(r.Samples["floor"], wall)
+	floor := r.median(caseFloor, wallOf)
 	telegraf := map[string]benchCase{}
 	for _, c := range r.Cases {
 		if strings.HasPrefix(c.Name, "telegraf") {
@@ -276,73 +358,148 @@ func (r *sizeResult) print(w io.Writer) {
 		}
 	}
 	for _, c := range r.Cases {
-		ss := r.Samples[c.Name]
-		w1 := median(ss, wall)
+		w1 := r.median(c.Name, wallOf)
 		vsTelegraf, rssTelegraf := "", ""
 		if t, ok := telegraf[c.Kind]; ok && t.Name != c.Name {
-			vsTelegraf = fmt.Sprintf("%.1fx faster", median(r.Samples[t.Name], wall)/w1)
-			rssTelegraf = fmt.Sprintf("%.2f", median(ss, rss)/median(r.Samples[t.Name], rss))
+			vsTelegraf = fmt.Sprintf("%.1fx faster", r.median(t.Name, wallOf)/w1)
+			rssTelegraf = fmt.Sprintf("%.2f", r.median(c.Name, rssOf)/r.median(t.Name, rssOf))
 		}
 		peak := "-"
 		if c.Kind != "floor" {
-			peak = fmt.Sprintf("%.1f MB", median(ss, rss)/1e6)
+			peak = fmt.Sprintf("%.1f MB", r.median(c.Name, rssOf)/1e6)
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %s | %.2f | %s | %s |\n",
-			c.Name, dur(w1), dur(median(ss, cpu)), peak, median(ss, lines), dur(median(ss, hcpu)), w1/floor, vsTelegraf, rssTelegraf)
+			c.Name, dur(w1), dur(r.median(c.Name, cpuOf)), peak, r.median(c.Name, linesOf), dur(r.median(c.Name, haproxyOf)), w1/floor, vsTelegraf, rssTelegraf)
 	}
-	if e := r.Execd; e != nil {
-		f := r.Samples["floor"]
-		fmt.Fprintf(w, "\nExecd input mode, 1 s interval, %d gathers: hap-monitor CPU %s per gather, HAProxy CPU %s per gather "+
-			"(floor: reader CPU %s + HAProxy CPU %s per read).\n",
-			e.Gathers, dur(float64(e.CPUPerGather)), dur(float64(e.HAProxyPerGather)), dur(median(f, cpu)), dur(median(f, hcpu)))
+	if r.has(caseExecd) {
+		fmt.Fprintf(w, "\nThe execd input rows are per gather (%d gathers a run, one per newline on stdin; CPU includes start-up): "+
+			"wall from the newline to the gather's last line.\n", r.Samples[caseExecd][0].Per)
 	}
 	r.printTargets(w)
 	fmt.Fprintln(w)
 }
 
-// printTargets states each of the project's speed and memory targets with
-// the figures it is judged on.
+func wallOf(s sample) float64    { return float64(s.Wall) }
+func cpuOf(s sample) float64     { return float64(s.CPU) }
+func rssOf(s sample) float64     { return float64(s.PeakRSS) }
+func linesOf(s sample) float64   { return float64(s.Lines) }
+func haproxyOf(s sample) float64 { return float64(s.HAProxyCPU) }
+
+func (r *sizeResult) has(name string) bool { return len(r.Samples[name]) > 0 }
+
+func (r *sizeResult) median(name string, f func(sample) float64) float64 {
+	return median(r.Samples[name], f)
+}
+
+// printTargets states each of the project's speed and memory targets
+// that one size's figures judge.
 func (r *sizeResult) printTargets(w io.Writer) {
-	wall := func(s sample) float64 { return float64(s.Wall) }
-	rss := func(s sample) float64 { return float64(s.PeakRSS) }
-	cpu := func(s sample) float64 { return float64(s.CPU) }
-	hcpu := func(s sample) float64 { return float64(s.HAProxyCPU) }
-	m := func(name string, f func(sample) float64) (float64, bool) {
-		ss, ok := r.Samples[name]
-		return median(ss, f), ok && len(ss) > 0
-	}
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
 		}
 		return "missed"
 	}
-	floor, _ := m("floor", wall)
+	floor := r.median(caseFloor, wallOf)
+	dump := r.median(caseFloor, haproxyOf)
 	fmt.Fprintln(w, "\nTargets:")
-	if v, ok := m("hap-monitor -once, every field", wall); ok {
-		fmt.Fprintf(w, "- -once, every field, within 2x the floor: %.2fx, %s\n", v/floor, verdict(v/floor <= 2))
+	if r.has(caseExecd) {
+		v := r.median(caseExecd, cpuOf)
+		fmt.Fprintf(w, "- execd input CPU per gather at most HAProxy's own CPU for the dump: %s vs %s (%.2fx), %s\n", dur(v), dur(dump), v/dump, verdict(v <= dump))
 	}
-	if v, ok := m("hap-monitor, original's command line", wall); ok {
-		fmt.Fprintf(w, "- original's field set within 1.3x the floor: %.2fx, %s\n", v/floor, verdict(v/floor <= 1.3))
+	if r.has(caseTest) {
+		v := r.median(caseTest, cpuOf)
+		fmt.Fprintf(w, "- -test CPU at most HAProxy's own CPU for the dump: %s vs %s (%.2fx), %s\n", dur(v), dur(dump), v/dump, verdict(v <= dump))
 	}
-	if b, ok := m("baseline -once, every field", wall); ok {
-		v, _ := m("hap-monitor -once, every field", wall)
-		fmt.Fprintf(w, "- -once no slower than the baseline build: %s vs %s (%.2fx), %s\n", dur(v), dur(b), v/b, verdict(v <= b*1.05))
+	if r.has(caseOnce) {
+		v := r.median(caseOnce, wallOf)
+		fmt.Fprintf(w, "- -once, every field, within 1.5x the floor: %.2fx, %s\n", v/floor, verdict(v/floor <= 1.5))
 	}
-	hm, ok1 := m("hap-monitor -once, every field", wall)
-	tg, ok2 := m("telegraf --once", wall)
-	if ok1 && ok2 {
-		fmt.Fprintf(w, "- at least 20x faster than Telegraf --once: %.1fx, %s\n", tg/hm, verdict(tg/hm >= 20))
-		hr, _ := m("hap-monitor -once, every field", rss)
-		tr, _ := m("telegraf --once", rss)
-		fmt.Fprintf(w, "- peak RSS under a third of Telegraf --once's: %.2f, %s\n", hr/tr, verdict(hr/tr < 1.0/3))
+	if r.has(caseOriginal) {
+		v := r.median(caseOriginal, wallOf)
+		fmt.Fprintf(w, "- original's field set within 1.2x the floor: %.2fx, %s\n", v/floor, verdict(v/floor <= 1.2))
 	}
-	if e := r.Execd; e != nil {
-		fc, _ := m("floor", cpu)
-		fh, _ := m("floor", hcpu)
-		fmt.Fprintf(w, "- execd input at 1 s costs less CPU per gather than the floor's read (reader + HAProxy): %s vs %s, %s\n",
-			dur(float64(e.CPUPerGather)), dur(fc+fh), verdict(float64(e.CPUPerGather) < fc+fh))
+	for _, p := range [][2]string{{caseOnce, caseBaseOnce}, {caseOriginal, caseBaseOriginal}, {caseExecd, caseBaseExecd}} {
+		if r.has(p[0]) && r.has(p[1]) {
+			v, b := r.median(p[0], wallOf), r.median(p[1], wallOf)
+			vc, bc := r.median(p[0], cpuOf), r.median(p[1], cpuOf)
+			vr, br := r.median(p[0], rssOf), r.median(p[1], rssOf)
+			fmt.Fprintf(w, "- %s against the baseline build: wall %s vs %s (%.2fx), CPU %s vs %s (%.2fx), peak RSS %.1f vs %.1f MB\n",
+				p[0], dur(v), dur(b), v/b, dur(vc), dur(bc), vc/bc, vr/1e6, br/1e6)
+		}
 	}
+	if r.has(caseOnce) && r.has(caseTelegrafOnce) {
+		hm, tg := r.median(caseOnce, wallOf), r.median(caseTelegrafOnce, wallOf)
+		fmt.Fprintf(w, "- at least 30x faster than Telegraf --once: %.1fx, %s\n", tg/hm, verdict(tg/hm >= 30))
+		hr, tr := r.median(caseOnce, rssOf), r.median(caseTelegrafOnce, rssOf)
+		fmt.Fprintf(w, "- peak RSS under a fifth of Telegraf --once's: %.2f, %s\n", hr/tr, verdict(hr/tr < 1.0/5))
+	}
+}
+
+// printScaling compares the sizes: cost per 1,000 rows (linear in rows
+// when it stays the same) and peak RSS against the 1000x10 figure (flat
+// with rows: at most 1.2x at 4000x10).
+func printScaling(w io.Writer, all []*sizeResult) {
+	if len(all) < 2 {
+		return
+	}
+	fmt.Fprintln(w, "## Scaling")
+	fmt.Fprintln(w)
+	var ref *sizeResult
+	for _, r := range all {
+		if r.Size == (size{1000, 10}) {
+			ref = r
+		}
+	}
+	// Peak RSS is compared between sizes measured alike.
+	for _, r := range all {
+		if ref != nil && r.Checks != ref.Checks {
+			fmt.Fprintf(w, "(%s ran %s health checks, 1000x10 %s: rows differ in their fields; -checks off measures every size alike.)\n\n",
+				r.Size, map[bool]string{true: "with", false: "without"}[r.Checks], map[bool]string{true: "with", false: "without"}[ref.Checks])
+			break
+		}
+	}
+	fmt.Fprintln(w, "| size | rows | checks | floor wall | HAProxy CPU per 1k rows | -test CPU per 1k rows | execd CPU per gather per 1k rows | -once wall | -once CPU per 1k rows | -once peak RSS | execd peak RSS | telegraf --once wall | telegraf --once peak RSS |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	cell := func(r *sizeResult, name string, f func(sample) float64, format func(float64) string) string {
+		if !r.has(name) {
+			return "-"
+		}
+		return format(r.median(name, f))
+	}
+	perK := func(r *sizeResult) func(float64) string {
+		return func(v float64) string { return dur(v / float64(r.Rows) * 1000) }
+	}
+	mb := func(v float64) string { return fmt.Sprintf("%.1f MB", v/1e6) }
+	for _, r := range all {
+		checks := "off"
+		if r.Checks {
+			checks = "on"
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Size, r.Rows, checks,
+			cell(r, caseFloor, wallOf, dur), cell(r, caseFloor, haproxyOf, perK(r)),
+			cell(r, caseTest, cpuOf, perK(r)), cell(r, caseExecd, cpuOf, perK(r)),
+			cell(r, caseOnce, wallOf, dur), cell(r, caseOnce, cpuOf, perK(r)),
+			cell(r, caseOnce, rssOf, mb), cell(r, caseExecd, rssOf, mb),
+			cell(r, caseTelegrafOnce, wallOf, dur), cell(r, caseTelegrafOnce, rssOf, mb))
+	}
+	if ref == nil || !ref.has(caseOnce) {
+		return
+	}
+	fmt.Fprintln(w)
+	base := ref.median(caseOnce, rssOf)
+	for _, r := range all {
+		if r == ref || !r.has(caseOnce) || r.Rows < ref.Rows {
+			continue
+		}
+		v := r.median(caseOnce, rssOf)
+		verdict := "missed"
+		if v <= 1.2*base {
+			verdict = "met"
+		}
+		fmt.Fprintf(w, "- -once peak RSS at %s against 1000x10, at most 1.2x: %.1f vs %.1f MB (%.2fx), %s\n", r.Size, v/1e6, base/1e6, v/base, verdict)
+	}
+	fmt.Fprintln(w)
 }
 
 func dur(ns float64) string {

@@ -2,10 +2,11 @@
 // answer to EOF and nothing else) and against Telegraf, side by side on the
 // same real HAProxy, and prints medians and ratios as a Markdown table.
 //
-//	go run ./cmd/compare -sizes 10x10,100x10,1000x10 -runs 5
+//	go run ./cmd/compare -sizes 10x10,100x10,1000x10,4000x10,10000x10 -runs 5
 //
-// With -baseline BIN, an earlier build's -once runs in the same rounds,
-// so that a change is judged against it on the same machine and moment.
+// With -baseline BIN, an earlier build's -once, original's command line
+// and execd input run in the same rounds, so that a change is judged
+// against it on the same machine and moment.
 package main
 
 import (
@@ -21,22 +22,43 @@ import (
 )
 
 func main() {
-	sizes := flag.String("sizes", "10x10,100x10,1000x10", "HAProxy sizes to measure, backends x servers, comma separated")
+	sizes := flag.String("sizes", "10x10,100x10,1000x10,4000x10,10000x10", "HAProxy sizes to measure, backends x servers, comma separated")
 	runs := flag.Int("runs", 5, "runs of each case per size (medians are reported)")
-	execdSeconds := flag.Int("execd-seconds", 10, "how long the execd input mode runs at a 1 s interval (0 skips it)")
+	execdGathers := flag.Int("execd-gathers", 10, "gathers of each execd input run, one per newline on its stdin (0 leaves the case out)")
 	skipTelegraf := flag.Bool("skip-telegraf", false, "leave Telegraf out (it is built on first use, 2-3 minutes cold)")
-	baseline := flag.String("baseline", "", "another hap-monitor `binary` (an earlier build) whose -once runs beside this one's, interleaved")
+	checks := flag.String("checks", "auto", "HAProxy health checks on the generated servers: on, off, or auto (on where HAProxy's descriptors allow: it keeps one per checked server, and the hard limit of open files here may be lower)")
+	baseline := flag.String("baseline", "", "another hap-monitor `binary` (an earlier build) whose -once, original's command line and execd input run beside this one's, interleaved")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *sizes, *runs, *execdSeconds, !*skipTelegraf, *baseline); err != nil {
+	if err := run(ctx, *sizes, *runs, *execdGathers, !*skipTelegraf, *baseline, *checks); err != nil {
 		fmt.Fprintln(os.Stderr, "E!", err)
 		os.Exit(1)
 	}
 }
 
 type size struct{ Backends, Servers int }
+
+// withChecks tells whether sz's servers get health checks. HAProxy keeps
+// a descriptor per checked server and one per proxy (each binds a
+// socket), and refuses to start when they pass the hard limit of open
+// files: auto turns checks off for such sizes (here: 20,000 descriptors,
+// so 4000x10 and 10000x10 run without checks).
+func withChecks(mode string, sz size) bool {
+	switch mode {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return true
+	}
+	need := uint64(sz.Backends*(sz.Servers+1) + 1000) // and HAProxy's own margin
+	return need <= lim.Max
+}
 
 func (s size) String() string { return fmt.Sprintf("%dx%d", s.Backends, s.Servers) }
 
@@ -54,10 +76,15 @@ func parseSizes(list string) ([]size, error) {
 	return out, nil
 }
 
-func run(ctx context.Context, sizeList string, runs, execdSeconds int, withTelegraf bool, baseline string) error {
+func run(ctx context.Context, sizeList string, runs, execdGathers int, withTelegraf bool, baseline, checks string) error {
 	sizes, err := parseSizes(sizeList)
 	if err != nil {
 		return err
+	}
+	switch checks {
+	case "on", "off", "auto":
+	default:
+		return fmt.Errorf("-checks: %q is not on, off or auto", checks)
 	}
 	if runs < 1 {
 		return fmt.Errorf("-runs must be at least 1")
@@ -71,12 +98,15 @@ func run(ctx context.Context, sizeList string, runs, execdSeconds int, withTeleg
 	fmt.Printf("# hap-monitor comparison, %s\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Printf("Machine: %s, %s. Runs per case: %d (medians). Command: `go run ./cmd/compare %s`\n\n",
 		host, machineSummary(), runs, strings.Join(os.Args[1:], " "))
+	var all []*sizeResult
 	for _, sz := range sizes {
-		res, err := measureSize(ctx, bins, sz, runs, execdSeconds)
+		res, err := measureSize(ctx, bins, sz, runs, execdGathers, withChecks(checks, sz))
 		if err != nil {
 			return fmt.Errorf("%s: %w", sz, err)
 		}
 		res.print(os.Stdout)
+		all = append(all, res)
 	}
+	printScaling(os.Stdout, all)
 	return nil
 }

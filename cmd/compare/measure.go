@@ -23,6 +23,10 @@ type sample struct {
 	Lines      int64         // lines delivered or printed
 	HAProxyCPU time.Duration
 	Err        error
+	// Per, when above 1, says the figures are per gather of a run of Per
+	// gathers; Span is then the run's whole wall time.
+	Per  int
+	Span time.Duration
 }
 
 // runCommand runs a child process to completion and measures it. Stdout

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"net"
 	"sync"
@@ -49,17 +49,10 @@ func (s *lineSink) count(c net.Conn) {
 	defer s.wg.Done()
 	defer s.open.Add(-1)
 	defer c.Close()
-	r := bufio.NewReaderSize(c, 256*1024)
 	buf := make([]byte, 256*1024)
 	for {
-		n, err := r.Read(buf)
-		var k int64
-		for _, b := range buf[:n] {
-			if b == '\n' {
-				k++
-			}
-		}
-		s.lines.Add(k)
+		n, err := c.Read(buf)
+		s.lines.Add(int64(bytes.Count(buf[:n], []byte{'\n'})))
 		if err != nil {
 			return
 		}
