@@ -30,6 +30,9 @@ type endpoint struct {
 	tag  string // the server tag, as Telegraf computes it
 	name string // how messages name it: path, tcp://host:port, URL without password
 	user *url.Userinfo
+	// master marks a master CLI (a "master:" entry): its workers are
+	// reached through it (see master.go).
+	master bool
 }
 
 // defaultServer is Telegraf's default when servers is empty.
@@ -38,6 +41,9 @@ const defaultServer = "http://127.0.0.1:1936/haproxy?stats"
 // parseServer turns one servers entry into its endpoint. A unix socket
 // entry is returned as is: it may be a glob, expanded at each gather.
 func parseServer(s string) (endpoint, error) {
+	if rest, ok := strings.CutPrefix(s, masterPrefix); ok {
+		return parseMasterServer(s, rest)
+	}
 	switch {
 	case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):
 		return parseHTTPServer(s)
@@ -121,7 +127,10 @@ func (ep endpoint) expand() ([]endpoint, error) {
 	}
 	out := make([]endpoint, len(matches))
 	for i, m := range matches {
-		out[i] = endpoint{kind: kindUnix, addr: m, tag: m, name: m}
+		out[i] = endpoint{kind: kindUnix, addr: m, tag: m, name: m, master: ep.master}
+		if ep.master {
+			out[i].name = masterPrefix + m
+		}
 	}
 	return out, nil
 }
@@ -154,6 +163,15 @@ func querySocket(ctx context.Context, ep endpoint, command string, read func(*li
 	}
 	if _, err := io.WriteString(conn, command); err != nil {
 		return 0, fmt.Errorf("write: %w", describe(ctx, err))
+	}
+	if ep.master {
+		// The master CLI waits for more commands until the client is done
+		// writing; a stats socket closes after one line by itself.
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			if err := cw.CloseWrite(); err != nil {
+				return 0, fmt.Errorf("write: %w", describe(ctx, err))
+			}
+		}
 	}
 	ra := newReadAhead(conn)
 	if err := read(newLineReader(ra)); err != nil {

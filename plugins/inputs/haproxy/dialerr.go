@@ -21,6 +21,10 @@ func explainDial(ctx context.Context, ep endpoint, err error) error {
 	}
 	var hint string
 	switch {
+	case ep.master && ep.kind == kindUnix && errors.Is(err, fs.ErrNotExist):
+		hint = fmt.Sprintf("is HAProxy running in master-worker mode with its master CLI on %s (haproxy -W -S %s)?", ep.addr, ep.addr)
+	case ep.master && errors.Is(err, syscall.ECONNREFUSED):
+		hint = "no master CLI listens there: HAProxy stopped, or was started without -S on this address"
 	case ep.kind == kindUnix && errors.Is(err, fs.ErrNotExist):
 		hint = fmt.Sprintf("is HAProxy running, and does a \"stats socket\" line of its global section name %s?", ep.addr)
 	case ep.kind == kindUnix && errors.Is(err, fs.ErrPermission):

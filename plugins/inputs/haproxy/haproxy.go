@@ -185,8 +185,9 @@ func buildCommands(typeMask uint8, proxies []string) string {
 	return b.String()
 }
 
-// Gather reads every server concurrently. Each server that fails adds one
-// error naming it; the others' metrics are kept.
+// Gather reads every server concurrently (a master CLI's workers too).
+// Each server that fails adds one error naming it; the others' metrics are
+// kept.
 func (h *HAProxy) Gather(acc telegraf.Accumulator) error {
 	var wg sync.WaitGroup
 	for _, entry := range h.endpoints {
@@ -199,6 +200,10 @@ func (h *HAProxy) Gather(acc telegraf.Accumulator) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				if ep.master {
+					h.gatherMaster(ep, acc)
+					return
+				}
 				if err := h.gatherOne(ep, acc); err != nil {
 					acc.AddError(err)
 				}

@@ -1,0 +1,698 @@
+package haproxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/plugins/serializers/graphite"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/outputs/graphite_statsd"
+)
+
+// Answers of a real HAProxy 2.6.12 master CLI ("show proc").
+const (
+	procFresh = `#<PID>          <type>          <reloads>       <uptime>        <version>      
+8392            master          0 [failed: 0]   0d00h00m01s     2.6.12-1+deb12u4
+# workers
+8393            worker          0               0d00h00m01s     2.6.12-1+deb12u4
+# programs
+
+`
+	procTwoOld = `#<PID>          <type>          <reloads>       <uptime>        <version>      
+8392            master          2 [failed: 0]   0d00h00m08s     2.6.12-1+deb12u4
+# workers
+8600            worker          0               0d00h00m00s     2.6.12-1+deb12u4
+# old workers
+8529            worker          1               0d00h00m04s     2.6.12-1+deb12u4
+8393            worker          2               0d00h00m08s     2.6.12-1+deb12u4
+# programs
+
+`
+	// After two successful reloads, then a failed one: every process
+	// counted it, and the master says so.
+	procFailed = `#<PID>          <type>          <reloads>       <uptime>        <version>      
+8392            master          5 [failed: 1]   0d00h01m45s     2.6.12-1+deb12u4
+# workers
+12476           worker          1               0d00h00m06s     2.6.12-1+deb12u4
+# old workers
+8529            worker          4               0d01h01m41s     2.6.12-1+deb12u4
+# programs
+
+`
+	// HAProxy 2.0's, from its management guide: a relative PID column,
+	// no failed count, two current workers (nbproc 2).
+	proc20 = `#<PID>          <type>          <relative PID>  <reloads>       <uptime>        <version>
+1162            master          0               5               0d00h02m07s     2.0-dev7-0124c9-7
+# workers
+1271            worker          1               0               0d00h00m00s     2.0-dev7-0124c9-7
+1272            worker          2               0               0d00h00m00s     2.0-dev7-0124c9-7
+# old workers
+1233            worker          [was: 1]        3               0d00h00m43s     2.0-dev3-6019f6-289
+# programs
+1244            foo             0               0d00h00m00s     -
+
+`
+)
+
+func TestParseShowProc(t *testing.T) {
+	type want struct {
+		master          procEntry
+		current, old    []int // pids
+		currentReloads  []int64
+		oldReloads      []int64
+		oldTags         []string
+		masterUptimeSec int64
+	}
+	tests := []struct {
+		name   string
+		answer string
+		want   want
+	}{
+		{"fresh", procFresh, want{master: procEntry{pid: 8392, reloads: 0, failed: 0, uptime: 1, version: "2.6.12-1+deb12u4"},
+			current: []int{8393}, currentReloads: []int64{0}}},
+		{"two old workers", procTwoOld, want{master: procEntry{pid: 8392, reloads: 2, failed: 0, uptime: 8, version: "2.6.12-1+deb12u4"},
+			current: []int{8600}, currentReloads: []int64{0}, old: []int{8529, 8393}, oldReloads: []int64{1, 2}, oldTags: []string{"old1", "old2"}}},
+		{"after a failed reload", procFailed, want{master: procEntry{pid: 8392, reloads: 5, failed: 1, uptime: 105, version: "2.6.12-1+deb12u4"},
+			current: []int{12476}, currentReloads: []int64{1}, old: []int{8529}, oldReloads: []int64{4}, oldTags: []string{"old3"}}},
+		{"2.0", proc20, want{master: procEntry{pid: 1162, reloads: 5, failed: -1, uptime: 127, version: "2.0-dev7-0124c9-7"},
+			current: []int{1271, 1272}, currentReloads: []int64{0, 0}, old: []int{1233}, oldReloads: []int64{3}, oldTags: []string{"old3"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := parseShowProc(newLineReader(strings.NewReader(tt.answer)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.master != tt.want.master {
+				t.Errorf("master %+v, want %+v", p.master, tt.want.master)
+			}
+			pids := func(es []procEntry) (out []int) {
+				for _, e := range es {
+					out = append(out, e.pid)
+				}
+				return out
+			}
+			reloads := func(es []procEntry) (out []int64) {
+				for _, e := range es {
+					out = append(out, e.reloads)
+				}
+				return out
+			}
+			if !slices.Equal(pids(p.current), tt.want.current) || !slices.Equal(reloads(p.current), tt.want.currentReloads) {
+				t.Errorf("current %+v, want pids %v reloads %v", p.current, tt.want.current, tt.want.currentReloads)
+			}
+			if !slices.Equal(pids(p.old), tt.want.old) || !slices.Equal(reloads(p.old), tt.want.oldReloads) {
+				t.Errorf("old %+v, want pids %v reloads %v", p.old, tt.want.old, tt.want.oldReloads)
+			}
+			var tags []string
+			for _, o := range p.old {
+				tags = append(tags, oldWorkerTag(o, p.current))
+			}
+			if !slices.Equal(tags, tt.want.oldTags) {
+				t.Errorf("old worker tags %v, want %v", tags, tt.want.oldTags)
+			}
+		})
+	}
+}
+
+func TestParseShowProcErrors(t *testing.T) {
+	tests := []struct{ name, answer, err string }{
+		{"empty", "", "empty answer"},
+		{"not show proc", "Unknown command, but maybe one of the following ones is a better match:\n\n", "not show proc's"},
+		{"no empty line", strings.TrimSuffix(procFresh, "\n"), "no closing empty line"},
+		{"no master", "#<PID> <type> <reloads> <uptime> <version>\n# workers\n1 worker 0 0d00h00m01s 2.6\n\n", "no master"},
+		{"no reloads column", "#<PID> <type> <uptime>\n1 master 0d00h00m01s\n\n", "no <reloads> column"},
+		{"bad pid", "#<PID> <type> <reloads>\nx master 0\n\n", `line 2: pid "x" is not a pid`},
+		{"bad reloads", "#<PID> <type> <reloads>\n1 master -1\n\n", `line 2: reloads "-1" is not a count`},
+		{"bad failed", "#<PID> <type> <reloads>\n1 master 0 [failed: x]\n\n", `"[failed: x]" is not a count`},
+	}
+	for _, tt := range tests {
+		_, err := parseShowProc(newLineReader(strings.NewReader(tt.answer)))
+		if err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("%s: err = %v, want it to say %q", tt.name, err, tt.err)
+		}
+	}
+}
+
+func TestParseProcUptime(t *testing.T) {
+	for in, want := range map[string]int64{"0d00h00m00s": 0, "0d00h02m07s": 127, "1d01h01m01s": 90061, "12d00h00m00s": 1036800} {
+		if got, ok := parseProcUptime(in); !ok || got != want {
+			t.Errorf("parseProcUptime(%q) = %d, %v; want %d", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "-", "d00h", "1x", "0d00h00m00s5"} {
+		if _, ok := parseProcUptime(in); ok {
+			t.Errorf("parseProcUptime(%q) accepted", in)
+		}
+	}
+}
+
+func TestReadStatsSocket(t *testing.T) {
+	tests := map[string]string{
+		"# socket lvl processes\nunix@/run/haproxy/admin.sock admin all\nunix@/run/haproxy/user.sock user all\nsockpair@4 admin all\n\n": "/run/haproxy/admin.sock",
+		"# socket lvl processes\nipv4@127.0.0.1:9999 admin all\nsockpair@4 admin all\n\n":                                                "127.0.0.1:9999",
+		"# socket lvl processes\nsockpair@4 admin all\n\n":                                                                               "",
+		"Can't find the target PID matching the prefix '@1'\n":                                                                           "",
+		"Unknown command, but maybe one of the following ones is a better match:\n  ...\n\n":                                             "",
+		"": "",
+	}
+	for answer, want := range tests {
+		if got := readStatsSocket(newLineReader(strings.NewReader(answer))); got != want {
+			t.Errorf("readStatsSocket(%q) = %q, want %q", answer, got, want)
+		}
+	}
+}
+
+func TestParseMasterServer(t *testing.T) {
+	tests := []struct {
+		entry           string
+		kind            endpointKind
+		addr, tag, name string
+		err             string
+	}{
+		{"master:/run/haproxy-master.sock", kindUnix, "/run/haproxy-master.sock", "/run/haproxy-master.sock", "master:/run/haproxy-master.sock", ""},
+		{"master:unix:///run/haproxy-master.sock", kindUnix, "/run/haproxy-master.sock", "/run/haproxy-master.sock", "master:/run/haproxy-master.sock", ""},
+		{"master:/run/haproxy-*.sock", kindUnix, "/run/haproxy-*.sock", "/run/haproxy-*.sock", "master:/run/haproxy-*.sock", ""},
+		{"master:tcp://127.0.0.1:9999", kindTCP, "127.0.0.1:9999", "127.0.0.1:9999", "master:tcp://127.0.0.1:9999", ""},
+		{"master:", 0, "", "", "", "a master CLI is"},
+		{"master:http://127.0.0.1/stats", 0, "", "", "", "a master CLI is"},
+		{"master:master:/x", 0, "", "", "", "a master CLI is"},
+		{"master:tcp://nohost", 0, "", "", "", "missing port"},
+		{"master:/run/[", 0, "", "", "", "bad glob"},
+	}
+	for _, tt := range tests {
+		ep, err := parseServer(tt.entry)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: err = %v, want it to say %q", tt.entry, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.entry, err)
+			continue
+		}
+		if !ep.master || ep.kind != tt.kind || ep.addr != tt.addr || ep.tag != tt.tag || ep.name != tt.name {
+			t.Errorf("%q: %+v", tt.entry, ep)
+		}
+	}
+}
+
+// TestMasterGlob expands a "master:" glob to each master it matches.
+func TestMasterGlob(t *testing.T) {
+	dir := testbed.ShortTempDir(t)
+	for _, n := range []string{"a-master.sock", "b-master.sock"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep, err := parseServer("master:" + filepath.Join(dir, "*-master.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, err := ep.expand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps) != 2 || !eps[0].master || !eps[1].master || eps[1].name != "master:"+filepath.Join(dir, "b-master.sock") {
+		t.Errorf("expanded to %+v", eps)
+	}
+}
+
+// fakeMaster answers as a HAProxy 2.6.12 master CLI does: "show proc"
+// with procs, and the recorded 2.6.12 answer for "@!<pid>" of a known
+// pid; "Can't find the target PID ..." otherwise.
+func fakeMaster(t *testing.T, procs string, known ...int) *testbed.FakeSocket {
+	t.Helper()
+	answer := readTestdata(t, "haproxy-2.6.12.txt")
+	return testbed.NewFakeSocket(t, func(c net.Conn, cmd string) {
+		if strings.HasPrefix(cmd, "show proc;") {
+			fmt.Fprint(c, procs+"# socket lvl processes\nunix@/run/haproxy/admin.sock admin all\nsockpair@4 admin all\n\n")
+			return
+		}
+		pid, _, _ := strings.Cut(strings.TrimPrefix(cmd, "@!"), ";")
+		n, _ := strconv.Atoi(pid)
+		if !slices.Contains(known, n) {
+			fmt.Fprintf(c, "Can't find the target PID matching the prefix '@!%s'\n", pid)
+			return
+		}
+		c.Write(answer) //nolint:errcheck // test fake
+	})
+}
+
+// TestMasterCommands checks what is written to a master CLI: "show proc"
+// and show commands routed to a worker by "@", nothing else.
+func TestMasterCommands(t *testing.T) {
+	fake := fakeMaster(t, procTwoOld, 8600, 8529, 8393)
+	h := newPlugin(t, &HAProxy{Servers: []string{"master:" + fake.Path}, Types: []string{"server"}})
+	ms, errs := gather(t, h)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	cmds := fake.Commands()
+	sort.Strings(cmds)
+	want := []string{
+		"@!8393;show info;show stat -1 4 -1;show table\n",
+		"@!8529;show info;show stat -1 4 -1;show table\n",
+		"@!8600;show info;show stat -1 4 -1;show table\n",
+		"show proc;@1 show cli sockets\n",
+	}
+	if !slices.Equal(cmds, want) {
+		t.Errorf("commands %q, want %q", cmds, want)
+	}
+	for _, w := range []string{"", "old1", "old2"} {
+		tags := map[string]string{"server": "/run/haproxy/admin.sock", "proxy": "app.v1", "sv": "web-1"}
+		m := find(ms, "haproxy", tags)
+		if w != "" {
+			tags["worker"] = w
+			m = find(ms, "haproxy", tags)
+		}
+		if m == nil {
+			t.Errorf("no web-1 row of worker %q", w)
+			continue
+		}
+		if got, ok := m.GetTag("worker"); got != w || ok != (w != "") {
+			t.Errorf("web-1 row of worker %q has worker tag %q", w, got)
+		}
+	}
+}
+
+// TestMasterWorkerGone: an old worker that ended between "show proc" and
+// its query is not an error; a current one is, naming its pid.
+func TestMasterWorkerGone(t *testing.T) {
+	fake := fakeMaster(t, procTwoOld, 8600, 8529) // 8393 is gone
+	h := newPlugin(t, &HAProxy{Servers: []string{"master:" + fake.Path}})
+	ms, errs := gather(t, h)
+	if len(errs) > 0 {
+		t.Errorf("an old worker gone: errors %v", errs)
+	}
+	if n := count(ms, "haproxy_info"); n != 2 {
+		t.Errorf("%d haproxy_info metrics, want the 2 workers left", n)
+	}
+
+	fake = fakeMaster(t, procTwoOld, 8529, 8393) // the current worker is gone
+	h = newPlugin(t, &HAProxy{Servers: []string{"master:" + fake.Path}})
+	_, errs = gather(t, h)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "master:"+fake.Path+", worker pid 8600") ||
+		!strings.Contains(errs[0].Error(), "no longer knows") {
+		t.Errorf("the current worker gone: errors %v, want one naming the master and pid 8600", errs)
+	}
+}
+
+// TestMasterRefusedThenAnswers: a master that refuses connections for a
+// moment (as it does while it reloads) is tried again within the timeout.
+func TestMasterRefusedThenAnswers(t *testing.T) {
+	stale := testbed.StaleSocket(t) // refuses connections
+	answer := readTestdata(t, "haproxy-2.6.12.txt")
+	ready := make(chan struct{})
+	go func() {
+		defer close(ready)
+		time.Sleep(150 * time.Millisecond)
+		os.Remove(stale)
+		l, err := net.Listen("unix", stale)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					buf := make([]byte, 4096)
+					n, _ := c.Read(buf)
+					if strings.HasPrefix(string(buf[:n]), "show proc") {
+						fmt.Fprint(c, procFresh)
+						return
+					}
+					c.Write(answer) //nolint:errcheck // test fake
+				}()
+			}
+		}()
+	}()
+	h := newPlugin(t, &HAProxy{Servers: []string{"master:" + stale}, Timeout: 5 * 1e9})
+	ms, errs := gather(t, h)
+	<-ready
+	if len(errs) > 0 {
+		t.Fatalf("errors %v", errs)
+	}
+	if find(ms, "haproxy_master", nil) == nil || count(ms, "haproxy_info") != 1 {
+		t.Errorf("metrics %v", ms)
+	}
+
+	// A master that never comes back is an error naming it, once the
+	// timeout is spent.
+	h = newPlugin(t, &HAProxy{Servers: []string{"master:" + testbed.StaleSocket(t)}, Timeout: 3e8})
+	_, errs = gather(t, h)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "show proc on master:") || !strings.Contains(errs[0].Error(), "connection refused") ||
+		!strings.Contains(errs[0].Error(), "tries in") {
+		t.Errorf("errors %v, want one naming the master, the refusal and the tries", errs)
+	}
+}
+
+// graphitePaths serialises ms with the output's default templates, as
+// Telegraf's graphite serializer does, and returns the set of paths.
+func graphitePaths(t *testing.T, ms []telegraf.Metric) map[string]bool {
+	t.Helper()
+	s := &graphite.Serializer{Prefix: "p", Templates: graphite_statsd.DefaultTemplates}
+	if err := s.Init(); err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]bool{}
+	for _, m := range ms {
+		m = m.Copy()
+		m.AddTag("host", "lb1")
+		out, err := s.Serialize(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if f := strings.Fields(line); len(f) == 3 {
+				paths[f[0]] = true
+			}
+		}
+	}
+	return paths
+}
+
+// seriesOf returns each metric's measurement and tags: its series in a
+// time series database.
+func seriesOf(ms []telegraf.Metric, skip func(telegraf.Metric) bool) []string {
+	var out []string
+	for _, m := range ms {
+		if skip == nil || !skip(m) {
+			out = append(out, seriesID(m))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func seriesID(m telegraf.Metric) string { return m.Name() + " " + fmt.Sprint(m.Tags()) }
+
+// samePaths asserts that a and b, two gathers of one HAProxy process,
+// give the same Graphite paths. A field may come and go between two
+// gathers (check_code, last_chk follow the health checks): only the
+// fields both gathers have of a series are compared.
+func samePaths(t *testing.T, what string, a, b []telegraf.Metric) {
+	t.Helper()
+	fields := map[string]map[string]int{}
+	for _, ms := range [][]telegraf.Metric{a, b} {
+		for _, m := range ms {
+			id := seriesID(m)
+			if fields[id] == nil {
+				fields[id] = map[string]int{}
+			}
+			for _, f := range m.FieldList() {
+				fields[id][f.Key]++
+			}
+		}
+	}
+	common := func(ms []telegraf.Metric) []telegraf.Metric {
+		var out []telegraf.Metric
+		for _, m := range ms {
+			m = m.Copy()
+			var drop []string
+			for _, f := range m.FieldList() {
+				if fields[seriesID(m)][f.Key] != 2 {
+					drop = append(drop, f.Key)
+				}
+			}
+			for _, k := range drop {
+				m.RemoveField(k)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	pa, pb := graphitePaths(t, common(a)), graphitePaths(t, common(b))
+	if len(pa) < 100 || fmt.Sprint(pa) != fmt.Sprint(pb) {
+		var only []string
+		for p := range pa {
+			if !pb[p] {
+				only = append(only, p)
+			}
+		}
+		for p := range pb {
+			if !pa[p] {
+				only = append(only, p)
+			}
+		}
+		sort.Strings(only)
+		t.Errorf("%s: %d and %d paths; in one of them only: %v", what, len(pa), len(pb), only)
+	}
+}
+
+func withWorker(ms []telegraf.Metric, worker string) []telegraf.Metric {
+	var out []telegraf.Metric
+	for _, m := range ms {
+		if w, _ := m.GetTag("worker"); w == worker && m.Name() != "haproxy_master" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestIntegrationMasterWorker runs a real master-worker HAProxy, keeps a
+// TCP session open on its worker, reloads it through the master CLI, and
+// gathers both workers through the master.
+func TestIntegrationMasterWorker(t *testing.T) {
+	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: `backend sticky
+	stick-table type ip size 1m expire 10m store gpc0
+`})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := hp.Command(ctx, "set table sticky key 10.0.0.1 data.gpc0 1"); err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("set table: %q %v", out, err)
+	}
+	master := newPlugin(t, &HAProxy{Servers: []string{"master:" + hp.MasterSocket}})
+	direct := newPlugin(t, &HAProxy{Servers: []string{hp.AdminSocket}})
+
+	// One worker: the master gives exactly the series, and the Graphite
+	// paths, of the worker's own stats socket.
+	viaMaster, errs := gather(t, master)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	viaSocket, errs := gather(t, direct)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	notMaster := func(m telegraf.Metric) bool { return m.Name() == "haproxy_master" }
+	if got, want := seriesOf(viaMaster, notMaster), seriesOf(viaSocket, nil); !slices.Equal(got, want) {
+		t.Errorf("series through the master:\n%v\nthrough the admin socket:\n%v", got, want)
+	}
+	samePaths(t, "Graphite paths through the master and the admin socket", withWorker(viaMaster, ""), viaSocket)
+	checkMaster(t, viaMaster, hp.MasterSocket, map[string]int64{"reloads": 0, "failed_reloads": 0, "workers": 1, "old_workers": 0})
+
+	// A session on the worker, then a reload: the worker stays, old.
+	held, err := hp.HoldConnection(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	before, err := hp.Processes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hp.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The new worker starts from the configuration: an entry in its table.
+	if out, err := hp.Command(ctx, "set table sticky key 10.0.0.2 data.gpc0 1"); err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("set table: %q %v", out, err)
+	}
+	ms, errs := gather(t, master)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	checkMaster(t, ms, hp.MasterSocket, map[string]int64{"reloads": 1, "failed_reloads": 0, "workers": 1, "old_workers": 1})
+	current, old := withWorker(ms, ""), withWorker(ms, "old1")
+	checkScenario(t, current, hp.AdminSocket)
+	// The old worker has every row, table and info of the current one;
+	// it no longer listens: its frontends are stopped.
+	rows := func(ms []telegraf.Metric) []string {
+		var out []string
+		for _, m := range ms {
+			p, _ := m.GetTag("proxy")
+			sv, _ := m.GetTag("sv")
+			tbl, _ := m.GetTag("table")
+			out = append(out, m.Name()+"/"+p+"/"+sv+"/"+tbl)
+		}
+		sort.Strings(out)
+		return out
+	}
+	if got, want := rows(old), rows(current); !slices.Equal(got, want) {
+		t.Errorf("old1 worker's metrics:\n%v\ncurrent worker's:\n%v", got, want)
+	}
+	for _, px := range []string{testbed.ScenarioFrontend, testbed.ScenarioTCP} {
+		if m := row(old, px, "FRONTEND"); m != nil {
+			checkStatus(t, m, FrontendStates, StateStop)
+		}
+	}
+	for name, w := range map[string][]telegraf.Metric{"current": current, "old1": old} {
+		if n := count(w, "haproxy_info"); n != 1 {
+			t.Errorf("%s worker: %d haproxy_info metrics", name, n)
+		}
+	}
+	if len(current)+len(old)+1 != len(ms) {
+		t.Errorf("%d metrics, want the current worker's %d, the old one's %d and haproxy_master", len(ms), len(current), len(old))
+	}
+	pid := func(ms []telegraf.Metric) any {
+		v, _ := find(ms, "haproxy_info", nil).GetField("Pid")
+		return v
+	}
+	if got := pid(old); got != int64(before.Current[0]) {
+		t.Errorf("old1 is pid %v, want the worker before the reload, %d", got, before.Current[0])
+	}
+	// The session is on the old worker: its TCP frontend holds it, the
+	// current one's none. A stopping worker empties its stick tables; the
+	// current one has the entry set since.
+	scur := func(ms []telegraf.Metric) any {
+		v, _ := row(ms, testbed.ScenarioTCP, "FRONTEND").GetField("scur")
+		return v
+	}
+	if scur(old) != uint64(1) || scur(current) != uint64(0) {
+		t.Errorf("db_tcp-1 FRONTEND scur: old1 %v, current %v; want 1 and 0", scur(old), scur(current))
+	}
+	used := func(ms []telegraf.Metric) any {
+		v, _ := find(ms, "haproxy_table", map[string]string{"table": "sticky"}).GetField("used")
+		return v
+	}
+	if used(old) != int64(0) || used(current) != int64(1) {
+		t.Errorf("table sticky used: old1 %v, current %v; want 0 and 1", used(old), used(current))
+	}
+	// Distinct Graphite paths; the current worker's are still those of
+	// its stats socket.
+	oldPaths, curPaths := graphitePaths(t, old), graphitePaths(t, current)
+	for p := range oldPaths {
+		if curPaths[p] {
+			t.Errorf("path %s is both the current and the old worker's", p)
+		}
+	}
+	for _, p := range []string{"p.lb1.1.old1.db_tcp-1.FRONTEND.scur", "p.lb1.1.old1.Pid", "p.lb1.1.old1.haproxy_table.sticky.used"} {
+		if !oldPaths[p] {
+			t.Errorf("old worker: no path %s", p)
+		}
+	}
+	for _, p := range []string{"p.lb1.1.db_tcp-1.FRONTEND.scur", "p.lb1.1.Pid", "p.lb1.1.haproxy_table.sticky.used"} {
+		if !curPaths[p] {
+			t.Errorf("current worker: no path %s", p)
+		}
+	}
+	if paths := graphitePaths(t, ms); !paths["p.lb1.haproxy_master.reloads"] || !paths["p.lb1.haproxy_master.old_workers"] {
+		t.Errorf("no haproxy_master paths")
+	}
+	viaSocket, errs = gather(t, direct)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	samePaths(t, "after the reload, Graphite paths of the current worker and the admin socket", current, viaSocket)
+
+	// A failed reload: the master counts it, the workers keep their names.
+	cfg := filepath.Join(hp.Dir, "haproxy.cfg")
+	good, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(slices.Clone(good), "no_such_keyword\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hp.MasterCommand(ctx, "reload"); err != nil {
+		t.Log(err) // the master closes the connection as it re-executes
+	}
+	for {
+		p, err := hp.Processes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.FailedReloads > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ms, errs = gather(t, master)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	checkMaster(t, ms, hp.MasterSocket, map[string]int64{"reloads": 2, "failed_reloads": 1, "workers": 1, "old_workers": 1})
+	if len(withWorker(ms, "old1")) != len(old) || len(withWorker(ms, "")) != len(current) {
+		t.Errorf("after a failed reload: %d metrics of old1, %d of the current worker; want %d and %d",
+			len(withWorker(ms, "old1")), len(withWorker(ms, "")), len(old), len(current))
+	}
+	if err := os.WriteFile(cfg, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A gather right after a reload: the master refuses connections for a
+	// moment while it re-executes itself; that is no error.
+	if _, err := hp.MasterCommand(ctx, "reload"); err != nil {
+		t.Log(err)
+	}
+	_, errs = gather(t, master)
+	if len(errs) > 0 {
+		t.Errorf("gather right after a reload: %v", errs)
+	}
+
+	// The session ends: the old workers leave, and with them their series.
+	if err := held.Err(); err != nil {
+		t.Errorf("the held session ended early: %v", err)
+	}
+	held.Close()
+	for {
+		p, err := hp.Processes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Old) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ms, errs = gather(t, master)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	checkMaster(t, ms, hp.MasterSocket, map[string]int64{"reloads": 3, "failed_reloads": 0, "workers": 1, "old_workers": 0})
+	if n := count(ms, "haproxy_info"); n != 1 {
+		t.Errorf("%d haproxy_info metrics once the old workers left, want 1", n)
+	}
+}
+
+// checkMaster asserts the haproxy_master metric's tags and counts.
+func checkMaster(t *testing.T, ms []telegraf.Metric, masterSocket string, want map[string]int64) {
+	t.Helper()
+	if n := count(ms, "haproxy_master"); n != 1 {
+		t.Fatalf("%d haproxy_master metrics", n)
+	}
+	m := find(ms, "haproxy_master", nil)
+	if got := fmt.Sprint(m.Tags()); got != fmt.Sprint(map[string]string{"server": masterSocket}) {
+		t.Errorf("haproxy_master tags %s", got)
+	}
+	for k, v := range want {
+		if got, _ := m.GetField(k); got != v {
+			t.Errorf("haproxy_master %s = %#v, want %d", k, got, v)
+		}
+	}
+	if up, ok := m.GetField("uptime_sec"); !ok || up.(int64) < 0 {
+		t.Errorf("haproxy_master uptime_sec = %v", up)
+	}
+	if v, _ := m.GetField("version"); !strings.HasPrefix(fmt.Sprint(v), "2.") {
+		t.Errorf("haproxy_master version = %v", v)
+	}
+}
