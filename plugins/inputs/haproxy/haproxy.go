@@ -60,6 +60,9 @@ type HAProxy struct {
 	fields    filter.Filter
 	client    *http.Client
 	commands  string
+	// sameProcessLogged remembers the pairs of sockets already reported
+	// as reading the same HAProxy process (see collision.go).
+	sameProcessLogged map[string]bool
 }
 
 // SampleConfig returns the plugin's commented sample configuration.
@@ -187,37 +190,53 @@ func buildCommands(typeMask uint8, proxies []string) string {
 
 // Gather reads every server concurrently (a master CLI's workers too).
 // Each server that fails adds one error naming it; the others' metrics are
-// kept.
+// kept. With more than one server, series that two of them share are
+// reported (see collision.go).
 func (h *HAProxy) Gather(acc telegraf.Accumulator) error {
-	var wg sync.WaitGroup
+	var eps []endpoint
 	for _, entry := range h.endpoints {
-		eps, err := entry.expand()
+		expanded, err := entry.expand()
 		if err != nil {
 			acc.AddError(err)
 			continue
 		}
-		for _, ep := range eps {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if ep.master {
-					h.gatherMaster(ep, acc)
-					return
-				}
-				if err := h.gatherOne(ep, acc); err != nil {
-					acc.AddError(err)
-				}
-			}()
+		eps = append(eps, expanded...)
+	}
+	var col *collisions
+	if len(eps) > 1 {
+		col = newCollisions()
+	}
+	var wg sync.WaitGroup
+	for _, ep := range eps {
+		var src *seriesSource
+		if col != nil && !ep.master {
+			src = col.source(ep.name, 0, 0) // in the configuration's order
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ep.master {
+				h.gatherMaster(ep, acc, col)
+				return
+			}
+			if err := h.gatherOne(ep, acc, src); err != nil {
+				acc.AddError(err)
+			}
+		}()
 	}
 	wg.Wait()
+	col.report(h)
 	return nil
 }
 
-// gatherOne reads one server within the timeout.
-func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator) error {
+// gatherOne reads one server within the timeout. src, when not nil,
+// tracks its series.
+func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator, src *seriesSource) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.Timeout))
 	defer cancel()
+	if src != nil {
+		acc = src.wrap(acc)
+	}
 	g := &serverGather{h: h, ep: ep, acc: acc, ts: time.Now()}
 	var err error
 	if ep.kind == kindHTTP {
@@ -229,6 +248,9 @@ func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator) error {
 		if err != nil && (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
 			err = fmt.Errorf("%w (timeout %s, %d bytes read)", err, h.Timeout, n)
 		}
+	}
+	if src != nil && g.pid != 0 {
+		src.setProcess(g.pid, g.uptime)
 	}
 	if err != nil {
 		return fmt.Errorf("show stat on %s: %w", ep.name, err)
@@ -242,6 +264,9 @@ type serverGather struct {
 	ep  endpoint
 	acc telegraf.Accumulator
 	ts  time.Time
+	// pid and uptime are show info's Pid and Uptime_sec: which HAProxy
+	// process answered (0 when not known).
+	pid, uptime int64
 }
 
 // readSocket reads "show info", each "show stat" answer, then "show
@@ -249,6 +274,7 @@ type serverGather struct {
 // read, as long as the answer was read to its end.
 func (g *serverGather) readSocket(lr *lineReader) error {
 	info, err := parseInfo(lr)
+	g.pid, g.uptime = info.process()
 	g.addInfo(info)
 	if err != nil {
 		return fmt.Errorf("show info: %w", err)

@@ -343,7 +343,7 @@ func readStatsSocket(lr *lineReader) string {
 // gatherMaster reads a master CLI: "show proc", its haproxy_master
 // metric, then every worker through it, concurrently, each within the
 // timeout. Each failure is one error naming the master and the worker.
-func (h *HAProxy) gatherMaster(ep endpoint, acc telegraf.Accumulator) {
+func (h *HAProxy) gatherMaster(ep endpoint, acc telegraf.Accumulator, col *collisions) {
 	var procs procAnswer
 	var statsSocket string
 	ts := time.Now()
@@ -359,7 +359,11 @@ func (h *HAProxy) gatherMaster(ep endpoint, acc telegraf.Accumulator) {
 		acc.AddError(fmt.Errorf("show proc on %s: %w", ep.name, err))
 		return
 	}
-	h.addMaster(ep, procs, acc, ts)
+	macc := acc
+	if col != nil {
+		macc = col.source(ep.name, int64(procs.master.pid), procs.master.uptime).wrap(acc)
+	}
+	h.addMaster(ep, procs, macc, ts)
 
 	// The workers' metrics carry the server tag a gather through the
 	// current worker's own stats socket gives them, so that they are the
@@ -371,7 +375,7 @@ func (h *HAProxy) gatherMaster(ep endpoint, acc telegraf.Accumulator) {
 	var wg sync.WaitGroup
 	gather := func(w procEntry, worker string) {
 		defer wg.Done()
-		if err := h.gatherWorker(wep, w, worker, acc); err != nil {
+		if err := h.gatherWorker(wep, w, worker, acc, col); err != nil {
 			acc.AddError(err)
 		}
 	}
@@ -389,13 +393,16 @@ func (h *HAProxy) gatherMaster(ep endpoint, acc telegraf.Accumulator) {
 // gatherWorker reads one worker through the master, as gatherOne reads a
 // stats socket. Old workers' metrics get the worker tag. An old worker
 // that ended since "show proc" is not an error.
-func (h *HAProxy) gatherWorker(ep endpoint, w procEntry, worker string, acc telegraf.Accumulator) error {
+func (h *HAProxy) gatherWorker(ep endpoint, w procEntry, worker string, acc telegraf.Accumulator, col *collisions) error {
 	who := fmt.Sprintf("worker pid %d", w.pid)
 	if worker != "" {
 		who += " (" + worker + ")"
 	}
 	ep.name += ", " + who
 	a := acc
+	if col != nil {
+		a = col.source(ep.name, int64(w.pid), w.uptime).wrap(a)
+	}
 	if worker != "" {
 		a = &tagAccumulator{Accumulator: a, key: "worker", value: worker}
 	}
