@@ -272,19 +272,13 @@ func TestMasterCommands(t *testing.T) {
 		t.Errorf("commands %q, want %q", cmds, want)
 	}
 	for _, w := range []string{"", "old1", "old2"} {
-		tags := map[string]string{"server": "/run/haproxy/admin.sock", "proxy": "app.v1", "sv": "web-1"}
-		m := find(ms, "haproxy", tags)
-		if w != "" {
-			tags["worker"] = w
-			m = find(ms, "haproxy", tags)
-		}
+		m := find(withWorker(ms, w), "haproxy", map[string]string{"server": "/run/haproxy/admin.sock", "proxy": "app.v1", "sv": "web-1"})
 		if m == nil {
 			t.Errorf("no web-1 row of worker %q", w)
-			continue
 		}
-		if got, ok := m.GetTag("worker"); got != w || ok != (w != "") {
-			t.Errorf("web-1 row of worker %q has worker tag %q", w, got)
-		}
+	}
+	if n, want := count(ms, "haproxy"), 3*count(withWorker(ms, ""), "haproxy"); n != want {
+		t.Errorf("%d rows, want %d: the same rows from each of the 3 workers", n, want)
 	}
 }
 
