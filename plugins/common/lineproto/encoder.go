@@ -8,8 +8,11 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/influxdata/telegraf"
@@ -23,6 +26,21 @@ type Encoder struct {
 	w      io.Writer
 	sorted bool
 	fields []*telegraf.Field // scratch for sorting
+
+	// For metrics whose fields come as text (TextMetric): which of the
+	// last keys table's keys need no escaping, and the sorted orders of
+	// the last few sequences of keys.
+	keysSeen  *string
+	keysPlain []bool
+	orders    [4]fieldOrder
+	nextOrder int
+}
+
+// fieldOrder is the order in which SortFields writes the fields of a
+// metric whose field keys are keys, in that order: fields[perm[0]] first.
+type fieldOrder struct {
+	keys []string
+	perm []int
 }
 
 // NewEncoder returns an encoder writing to w.
@@ -44,6 +62,11 @@ func (e *Encoder) SortFields() { e.sorted = true }
 // (a newline, invalid UTF-8), is skipped and reported. Either way the
 // buffer holds only whole, valid lines.
 func (e *Encoder) Encode(m telegraf.Metric) error {
+	if tm, ok := m.(TextMetric); ok {
+		if fields, keys, text, ok := tm.TextFields(); ok && e.encodeText(m, fields, keys, text) {
+			return nil
+		}
+	}
 	fields := m.FieldList()
 	if !slices.ContainsFunc(fields, func(f *telegraf.Field) bool {
 		_, ok := fieldValue(f.Value)
@@ -80,6 +103,168 @@ func (e *Encoder) Encode(m telegraf.Metric) error {
 		return fmt.Errorf("encoding metric %s: %w", m.Name(), err)
 	}
 	return nil
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// encodeText appends the line of a metric whose fields come as text,
+// copying the digits: the line lineprotocol.Encoder writes for the same
+// values, byte for byte. It returns false, having written nothing, for
+// anything that is not plain (a name or key to escape or check further,
+// tags out of order, a time out of range, no field): Encode then takes
+// the general way, which writes or reports it.
+func (e *Encoder) encodeText(m telegraf.Metric, fields []TextField, keys []string, text []byte) bool {
+	if len(fields) == 0 || len(keys) == 0 {
+		return false
+	}
+	name := m.Name()
+	tm := m.Time()
+	if !plain(name) || (!tm.IsZero() && (tm.Before(minTime) || tm.After(maxTime))) {
+		return false
+	}
+	if e.keysSeen != unsafe.SliceData(keys) || len(e.keysPlain) != len(keys) {
+		e.keysSeen = unsafe.SliceData(keys)
+		e.keysPlain = e.keysPlain[:0]
+		for _, k := range keys {
+			e.keysPlain = append(e.keysPlain, plain(k))
+		}
+	}
+	buf := e.enc.Bytes()
+	buf = append(buf, name...)
+	prev := ""
+	for _, t := range m.TagList() {
+		if t.Key == "" || t.Value == "" {
+			continue
+		}
+		if t.Key <= prev || !plain(t.Key) || !plain(t.Value) {
+			return false
+		}
+		prev = t.Key
+		buf = append(buf, ',')
+		buf = append(buf, t.Key...)
+		buf = append(buf, '=')
+		buf = append(buf, t.Value...)
+	}
+	var perm []int
+	if e.sorted {
+		perm = e.order(fields, keys)
+	}
+	sep := byte(' ')
+	for i := range fields {
+		f := &fields[i]
+		if perm != nil {
+			f = &fields[perm[i]]
+		}
+		if !e.keysPlain[f.Key] {
+			return false
+		}
+		v := text[f.Off : f.Off+f.Len]
+		if f.Kind == KindString && !utf8.Valid(v) {
+			continue // as lineprotocol.StringValue refuses it
+		}
+		buf = append(buf, sep)
+		sep = ','
+		buf = append(buf, keys[f.Key]...)
+		buf = append(buf, '=')
+		switch f.Kind {
+		case KindUint, KindInt:
+			buf = append(buf, v...)
+			buf = append(buf, f.Kind)
+		default:
+			buf = appendQuoted(buf, v)
+		}
+	}
+	if sep == ' ' {
+		return false // no field: the general way reports it
+	}
+	if !tm.IsZero() {
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, tm.UnixNano(), 10)
+	}
+	buf = append(buf, '\n')
+	e.enc.SetBuffer(buf)
+	return true
+}
+
+// plain reports whether s goes into a line as it is, as a measurement,
+// tag key, tag value or field key: not empty, printable ASCII with
+// nothing to escape (space, comma, equals sign) and no backslash, so
+// valid for lineprotocol.Encoder's strict checks.
+func plain(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == ',' || c == '=' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendQuoted appends a string field value as lineprotocol writes it:
+// quoted, with backslash, quote, newline, carriage return and tab
+// escaped.
+func appendQuoted(buf, v []byte) []byte {
+	buf = append(buf, '"')
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && v[i] != '\\' && v[i] != '"' && v[i] != '\n' && v[i] != '\r' && v[i] != '\t' {
+			i++
+		}
+		buf = append(buf, v[:i]...)
+		if i == len(v) {
+			break
+		}
+		switch v[i] {
+		case '\n':
+			buf = append(buf, '\\', 'n')
+		case '\r':
+			buf = append(buf, '\\', 'r')
+		case '\t':
+			buf = append(buf, '\\', 't')
+		default:
+			buf = append(buf, '\\', v[i])
+		}
+		v = v[i+1:]
+	}
+	return append(buf, '"')
+}
+
+// order returns the order in which SortFields writes fields: by key, as
+// the general way sorts them (the same sort on the same sequence, so the
+// same order, duplicate keys included). The orders of the last few key
+// sequences are kept: rows of one type share theirs.
+func (e *Encoder) order(fields []TextField, keys []string) []int {
+	for i := range e.orders {
+		o := &e.orders[i]
+		if len(o.keys) != len(fields) {
+			continue
+		}
+		same := true
+		for j, f := range fields {
+			if o.keys[j] != keys[f.Key] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return o.perm
+		}
+	}
+	o := &e.orders[e.nextOrder]
+	e.nextOrder = (e.nextOrder + 1) % len(e.orders)
+	o.keys, o.perm = o.keys[:0], o.perm[:0]
+	for j, f := range fields {
+		o.keys = append(o.keys, keys[f.Key])
+		o.perm = append(o.perm, j)
+	}
+	slices.SortFunc(o.perm, func(a, b int) int { return strings.Compare(o.keys[a], o.keys[b]) })
+	return o.perm
 }
 
 // Len is the number of bytes of encoded lines not yet flushed.

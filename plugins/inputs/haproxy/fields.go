@@ -3,11 +3,14 @@ package haproxy
 import (
 	"bytes"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 )
 
 // HAProxy's row types (the type column).
@@ -56,6 +59,7 @@ const (
 type column struct {
 	kind colKind
 	name string // field name as emitted
+	key  uint16 // its index in rowPlan.keys, when not skipped
 }
 
 // statusField is one state's 0/1 field.
@@ -63,6 +67,7 @@ type statusField struct {
 	state string
 	name  string // "status.UP"
 	keep  bool   // passes the field filter
+	key   uint16 // index of name in rowPlan.keys, when kept
 }
 
 // rowPlan is how the rows of one CSV header become metrics: what each
@@ -76,6 +81,10 @@ type rowPlan struct {
 	// serverCounts are a backend's "servers.<STATE>" fields, in the order
 	// of ServerStates.
 	serverCounts []statusField
+	// keys are the names of the fields kept, which the metrics' text
+	// fields index: at most one per two bytes of the header, and the
+	// status and count fields, so they fit a uint16.
+	keys []string
 }
 
 // newRowPlan maps header to Telegraf's schema. Cells Telegraf drops
@@ -112,18 +121,30 @@ func newRowPlan(header []string, keepNames bool, fields filter.Filter) *rowPlan 
 		if col.kind != colSkip && !keep(name) {
 			col.kind = colSkip
 		}
+		if col.kind != colSkip {
+			col.key = p.key(name)
+		}
 		p.cols[i] = col
 	}
-	p.serverStatus = statusFields(ServerStates, statusFieldPrefix, keep)
-	p.frontendStatus = statusFields(FrontendStates, statusFieldPrefix, keep)
-	p.serverCounts = statusFields(ServerStates, serverCountPrefix, keep)
+	p.serverStatus = p.statusFields(ServerStates, statusFieldPrefix, keep)
+	p.frontendStatus = p.statusFields(FrontendStates, statusFieldPrefix, keep)
+	p.serverCounts = p.statusFields(ServerStates, serverCountPrefix, keep)
 	return p
 }
 
-func statusFields(states []string, prefix string, keep func(string) bool) []statusField {
+// key adds a field name to the plan's keys and returns its index.
+func (p *rowPlan) key(name string) uint16 {
+	p.keys = append(p.keys, name)
+	return uint16(len(p.keys) - 1) //nolint:gosec // at most 32,768 columns and the status fields
+}
+
+func (p *rowPlan) statusFields(states []string, prefix string, keep func(string) bool) []statusField {
 	out := make([]statusField, len(states))
 	for i, s := range states {
 		out[i] = statusField{state: s, name: prefix + s, keep: keep(prefix + s)}
+		if out[i].keep {
+			out[i].key = p.key(out[i].name)
+		}
 	}
 	return out
 }
@@ -162,9 +183,12 @@ type rowSink struct {
 	counts       []int64 // per state of ServerStates
 
 	slabs metricSlabs
-	// Reused between rows: newRowMetric copies them.
-	fields  []telegraf.Field
+	// Reused between rows: newRowMetric copies them. text holds the
+	// values of the row's fields, which raw cuts.
+	raw     []lineproto.TextField
+	text    []byte
 	tags    []telegraf.Tag
+	scratch []byte
 	strs    map[string]string // interned names and strings
 	unknown map[string]bool   // statuses already logged as unknown
 }
@@ -175,7 +199,8 @@ const maxInterned = 1 << 14
 func newRowSink(acc telegraf.Accumulator, plan *rowPlan, server string, ts time.Time) *rowSink {
 	return &rowSink{
 		acc: acc, plan: plan, server: server, ts: ts,
-		fields: make([]telegraf.Field, 0, len(plan.cols)+2*len(ServerStates)),
+		raw:    make([]lineproto.TextField, 0, len(plan.cols)+2*len(ServerStates)),
+		text:   make([]byte, 0, 1024),
 		tags:   make([]telegraf.Tag, 0, 6),
 		strs:   make(map[string]string, 64),
 		counts: make([]int64, len(ServerStates)),
@@ -221,7 +246,7 @@ func (s *rowSink) add(cells [][]byte) bool {
 	if s.types != 0 && rowType >= 0 && s.types&(1<<rowType) == 0 {
 		return true
 	}
-	s.fields, s.tags = s.fields[:0], s.tags[:0]
+	s.raw, s.text, s.tags = s.raw[:0], s.text[:0], s.tags[:0]
 	s.addTag("server", s.server)
 	if p.pxIdx >= 0 && len(cells[p.pxIdx]) > 0 {
 		s.addTag(p.pxTag, s.intern(cells[p.pxIdx]))
@@ -245,9 +270,9 @@ func (s *rowSink) add(cells [][]byte) bool {
 	if s.countServers && rowType == typeBackend {
 		s.addServerCounts()
 	}
-	if len(s.fields) > 0 {
+	if len(s.raw) > 0 {
 		slices.SortFunc(s.tags, func(a, b telegraf.Tag) int { return strings.Compare(a.Key, b.Key) })
-		s.acc.AddMetric(s.slabs.newRowMetric("haproxy", s.tags, s.fields, s.ts))
+		s.acc.AddMetric(s.slabs.newRowMetric("haproxy", s.tags, s.raw, p.keys, s.text, s.ts))
 	}
 	return true
 }
@@ -256,9 +281,10 @@ func (s *rowSink) addTag(key, value string) {
 	s.tags = append(s.tags, telegraf.Tag{Key: key, Value: value})
 }
 
-// The one-hot values, boxed once.
-var zero, one any = int64(0), int64(1)
-
+// addFields adds the row's cells as text fields: digits in canonical form
+// as they are, others (leading zeros, "+1") in the canonical form of
+// their value; cells that are not numbers where numbers are due are left
+// out.
 func (s *rowSink) addFields(cells [][]byte) {
 	for i, c := range cells {
 		if len(c) == 0 {
@@ -267,17 +293,42 @@ func (s *rowSink) addFields(cells [][]byte) {
 		col := &s.plan.cols[i]
 		switch col.kind {
 		case colUint:
-			if v, ok := parseUint(c); ok {
-				s.fields = append(s.fields, telegraf.Field{Key: col.name, Value: v})
+			if canonicalUint(c) {
+				s.addText(col.key, lineproto.KindUint, c)
+			} else if v, ok := parseUint(c); ok {
+				s.addText(col.key, lineproto.KindUint, strconv.AppendUint(s.scratch[:0], v, 10))
 			}
 		case colInt:
 			if v, ok := parseInt(c); ok {
-				s.fields = append(s.fields, telegraf.Field{Key: col.name, Value: v})
+				d := strconv.AppendInt(s.scratch[:0], v, 10)
+				s.addText(col.key, lineproto.KindInt, d)
 			}
 		case colString:
-			s.fields = append(s.fields, telegraf.Field{Key: col.name, Value: s.intern(c)})
+			s.addText(col.key, lineproto.KindString, c)
 		}
 	}
+}
+
+// addText adds a field whose value is v's bytes.
+func (s *rowSink) addText(key uint16, kind byte, v []byte) {
+	off := len(s.text)
+	s.text = append(s.text, v...)
+	s.raw = append(s.raw, lineproto.TextField{Off: uint32(off), Len: uint32(len(v)), Key: key, Kind: kind}) //nolint:gosec // a row is at most MaxLineBytes
+}
+
+// canonicalUint reports whether b is a uint64 written as
+// strconv.FormatUint writes it: digits, no leading zero, in range.
+func canonicalUint(b []byte) bool {
+	n := len(b)
+	if n == 0 || n > 20 || (b[0] == '0' && n > 1) {
+		return false
+	}
+	for _, c := range b {
+		if c-'0' > 9 {
+			return false
+		}
+	}
+	return n < 20 || string(b) <= "18446744073709551615"
 }
 
 // countServer counts a server row by its state for the BACKEND row of
@@ -298,7 +349,7 @@ func (s *rowSink) countServer(px []byte, rowType int, state string) {
 func (s *rowSink) addServerCounts() {
 	for i, f := range s.plan.serverCounts {
 		if f.keep {
-			s.fields = append(s.fields, telegraf.Field{Key: f.name, Value: s.counts[i]})
+			s.addText(f.key, lineproto.KindInt, strconv.AppendInt(s.scratch[:0], s.counts[i], 10))
 		}
 	}
 	clear(s.counts)
@@ -314,15 +365,21 @@ func (s *rowSink) addStatus(cell []byte, rowType int, state string, known bool) 
 	if !known {
 		s.logUnknown(cell, rowType)
 	}
+	// One "0" and one "1" serve every field of the row.
+	zero := -1
 	for i := range sf {
 		if !sf[i].keep {
 			continue
 		}
-		v := zero
-		if sf[i].state == state {
-			v = one
+		if zero < 0 {
+			zero = len(s.text)
+			s.text = append(s.text, '0', '1')
 		}
-		s.fields = append(s.fields, telegraf.Field{Key: sf[i].name, Value: v})
+		off := zero
+		if sf[i].state == state {
+			off++
+		}
+		s.raw = append(s.raw, lineproto.TextField{Off: uint32(off), Len: 1, Key: sf[i].key, Kind: lineproto.KindInt}) //nolint:gosec // a row is at most MaxLineBytes
 	}
 }
 

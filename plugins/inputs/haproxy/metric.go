@@ -9,47 +9,65 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 )
 
-// rowMetric is a telegraf.Metric built straight from a parsed row: its
-// fields and tags live in one backing array each, so a row costs a handful
-// of allocations instead of one per field (metric.New takes a map and
-// allocates every field). Tags are kept sorted by key, as Telegraf's own
-// metrics are. It behaves as metric.New's metrics do, method by method
-// (metric_contract_test.go), and is a telegraf.TemplateMetric as they are.
+// rowMetric is a telegraf.Metric built straight from a parsed row. Its
+// fields are held as text (lineproto.TextMetric): each value is the
+// cell's own decimal digits, cut from a copy of the row, with no integer
+// and no boxed value in between; writers that know TextMetric copy the
+// digits, and FieldList and the like turn them into Telegraf's values
+// (uint64, int64, string) on first use, after which the metric holds
+// those. A row costs no allocation of its own: its metric, tags and text
+// are carved from chunks shared by many rows. Tags are kept sorted by
+// key, as Telegraf's own metrics are. It behaves as metric.New's metrics
+// do, method by method (metric_contract_test.go), and is a
+// telegraf.TemplateMetric as they are.
 type rowMetric struct {
-	name   string
-	tags   []*telegraf.Tag
-	fields []*telegraf.Field
-	tm     time.Time
-	vtype  telegraf.ValueType
+	name  string
+	tags  []*telegraf.Tag
+	tm    time.Time
+	vtype telegraf.ValueType
 	// spareTags is room for tags added later (the host tag, global tags):
 	// AddTag takes a Tag from it and inserts into the spare capacity of
 	// tags, both carved with the metric, instead of allocating.
 	spareTags []telegraf.Tag
+
+	// While isText, the fields are raw: values cut from text, keys from
+	// keys (the answer's, shared and never changed). Otherwise fields
+	// holds them.
+	isText bool
+	raw    []lineproto.TextField
+	keys   []string
+	text   []byte
+	fields []*telegraf.Field
 }
 
 var (
 	_ telegraf.Metric         = (*rowMetric)(nil)
 	_ telegraf.TemplateMetric = (*rowMetric)(nil)
+	_ lineproto.TextMetric    = (*rowMetric)(nil)
 )
 
 // metricSlabs hands out the storage of rowMetrics in chunks shared by many
 // rows, so a row costs no allocation of its own: a chunk is freed once every
-// metric carved from it is.
+// metric carved from it is. Only the metrics and tags hold pointers: the
+// fields and the text the collector never scans.
 type metricSlabs struct {
-	metrics   []rowMetric
-	fields    []telegraf.Field
-	fieldPtrs []*telegraf.Field
-	tags      []telegraf.Tag
-	tagPtrs   []*telegraf.Tag
+	metrics []rowMetric
+	raw     []lineproto.TextField
+	text    []byte
+	tags    []telegraf.Tag
+	tagPtrs []*telegraf.Tag
 }
 
-// Chunk sizes: a 1000x10 answer's 12,000 rows of ~70 fields take about
-// 200 field chunks.
+// Chunk sizes: a 1000x10 answer's 12,000 rows of ~70 fields and ~270
+// bytes take about 200 field chunks and 50 text chunks.
 const (
 	slabMetrics = 256
 	slabFields  = 4096
+	slabText    = 64 << 10
 	slabTags    = 1024
 )
 
@@ -69,10 +87,11 @@ func carve[T any](slab *[]T, n, size int) []T {
 	return (*slab)[start : start+n : start+n]
 }
 
-// newRowMetric copies tags (sorted by key) and fields into a new metric.
-func (sl *metricSlabs) newRowMetric(name string, tags []telegraf.Tag, fields []telegraf.Field, tm time.Time) *rowMetric {
+// newRowMetric copies tags (sorted by key), the row's fields and their
+// text into a new metric; keys are kept as they are.
+func (sl *metricSlabs) newRowMetric(name string, tags []telegraf.Tag, raw []lineproto.TextField, keys []string, text []byte, tm time.Time) *rowMetric {
 	m := &carve(&sl.metrics, 1, slabMetrics)[0]
-	*m = rowMetric{name: name, tm: tm, vtype: telegraf.Untyped}
+	*m = rowMetric{name: name, tm: tm, vtype: telegraf.Untyped, isText: true, keys: keys}
 	tb := carve(&sl.tags, len(tags)+spareTagRoom, slabTags)
 	copy(tb, tags)
 	m.spareTags = tb[len(tags):len(tags)]
@@ -80,18 +99,52 @@ func (sl *metricSlabs) newRowMetric(name string, tags []telegraf.Tag, fields []t
 	for i := range tags {
 		m.tags[i] = &tb[i]
 	}
-	fb := carve(&sl.fields, len(fields), slabFields)
-	copy(fb, fields)
-	m.fields = carve(&sl.fieldPtrs, len(fb), slabFields)
-	for i := range fb {
-		m.fields[i] = &fb[i]
-	}
+	m.raw = carve(&sl.raw, len(raw), slabFields)
+	copy(m.raw, raw)
+	m.text = carve(&sl.text, len(text), slabText)
+	copy(m.text, text)
 	return m
 }
 
-func (m *rowMetric) Name() string                 { return m.name }
-func (m *rowMetric) TagList() []*telegraf.Tag     { return m.tags }
-func (m *rowMetric) FieldList() []*telegraf.Field { return m.fields }
+// TextFields hands over the fields as text while the metric holds them so.
+func (m *rowMetric) TextFields() ([]lineproto.TextField, []string, []byte, bool) {
+	return m.raw, m.keys, m.text, m.isText
+}
+
+// value is a raw field's value as Telegraf holds it.
+func (m *rowMetric) value(f lineproto.TextField) any {
+	t := m.text[f.Off : f.Off+f.Len]
+	switch f.Kind {
+	case lineproto.KindUint:
+		v, _ := parseUint(t)
+		return v
+	case lineproto.KindInt:
+		v, _ := parseInt(t)
+		return v
+	}
+	return string(t)
+}
+
+// materialize turns raw fields into Telegraf's, for good.
+func (m *rowMetric) materialize() {
+	if !m.isText {
+		return
+	}
+	fb := make([]telegraf.Field, len(m.raw))
+	m.fields = make([]*telegraf.Field, len(m.raw))
+	for i, f := range m.raw {
+		fb[i] = telegraf.Field{Key: m.keys[f.Key], Value: m.value(f)}
+		m.fields[i] = &fb[i]
+	}
+	m.isText, m.raw, m.keys, m.text = false, nil, nil, nil
+}
+
+func (m *rowMetric) Name() string             { return m.name }
+func (m *rowMetric) TagList() []*telegraf.Tag { return m.tags }
+func (m *rowMetric) FieldList() []*telegraf.Field {
+	m.materialize()
+	return m.fields
+}
 func (m *rowMetric) Time() time.Time              { return m.tm }
 func (m *rowMetric) Type() telegraf.ValueType     { return m.vtype }
 func (m *rowMetric) SetName(name string)          { m.name = name }
@@ -116,6 +169,13 @@ func (m *rowMetric) Tags() map[string]string {
 }
 
 func (m *rowMetric) Fields() map[string]any {
+	if m.isText {
+		out := make(map[string]any, len(m.raw))
+		for _, f := range m.raw {
+			out[m.keys[f.Key]] = m.value(f)
+		}
+		return out
+	}
 	out := make(map[string]any, len(m.fields))
 	for _, f := range m.fields {
 		out[f.Key] = f.Value
@@ -176,6 +236,14 @@ func (m *rowMetric) RemoveTag(key string) {
 }
 
 func (m *rowMetric) GetField(key string) (any, bool) {
+	if m.isText {
+		for _, f := range m.raw {
+			if m.keys[f.Key] == key {
+				return m.value(f), true
+			}
+		}
+		return nil, false
+	}
 	for _, f := range m.fields {
 		if f.Key == key {
 			return f.Value, true
@@ -192,6 +260,14 @@ func (m *rowMetric) Field(key string) any {
 }
 
 func (m *rowMetric) HasField(key string) bool {
+	if m.isText {
+		for _, f := range m.raw {
+			if m.keys[f.Key] == key {
+				return true
+			}
+		}
+		return false
+	}
 	_, ok := m.GetField(key)
 	return ok
 }
@@ -199,6 +275,7 @@ func (m *rowMetric) HasField(key string) bool {
 // AddField converts value as Telegraf does (int to int64, uint32 to
 // uint64...), by way of metric.New.
 func (m *rowMetric) AddField(key string, value any) {
+	m.materialize()
 	conv, _ := metric.New("", nil, map[string]any{key: value}, m.tm).GetField(key)
 	for i, f := range m.fields {
 		if f.Key == key {
@@ -210,6 +287,15 @@ func (m *rowMetric) AddField(key string, value any) {
 }
 
 func (m *rowMetric) RemoveField(key string) {
+	if m.isText {
+		for i, f := range m.raw {
+			if m.keys[f.Key] == key {
+				m.raw = slices.Delete(m.raw, i, i+1)
+				return
+			}
+		}
+		return
+	}
 	for i, f := range m.fields {
 		if f.Key == key {
 			m.fields = slices.Delete(m.fields, i, i+1)
@@ -218,8 +304,30 @@ func (m *rowMetric) RemoveField(key string) {
 	}
 }
 
-// Copy returns a deep copy as one of Telegraf's own metrics.
-func (m *rowMetric) Copy() telegraf.Metric { return metric.FromMetric(m) }
+// Copy returns a deep copy: its own tags, and its own fields, as text
+// while the metric holds them so.
+func (m *rowMetric) Copy() telegraf.Metric {
+	c := &rowMetric{name: m.name, tm: m.tm, vtype: m.vtype, isText: m.isText, keys: m.keys}
+	tb := make([]telegraf.Tag, len(m.tags), len(m.tags)+spareTagRoom)
+	c.tags = make([]*telegraf.Tag, len(m.tags), cap(tb))
+	for i, t := range m.tags {
+		tb[i] = *t
+		c.tags[i] = &tb[i]
+	}
+	c.spareTags = tb[len(tb):len(tb)]
+	if m.isText {
+		c.raw = slices.Clone(m.raw)
+		c.text = slices.Clone(m.text)
+		return c
+	}
+	fb := make([]telegraf.Field, len(m.fields))
+	c.fields = make([]*telegraf.Field, len(m.fields))
+	for i, f := range m.fields {
+		fb[i] = *f
+		c.fields[i] = &fb[i]
+	}
+	return c
+}
 
 // FNV-1a, as hash/fnv's New64a, over strings without converting them.
 const (
@@ -258,7 +366,12 @@ func (m *rowMetric) HashIDWithFieldsFiltered(excludedTags, excludedFields []stri
 			h.Write([]byte(t.Key + "\n" + t.Value + "\n"))
 		}
 	}
-	keys := make([]string, 0, len(m.fields))
+	keys := make([]string, 0, max(len(m.fields), len(m.raw)))
+	for _, f := range m.raw {
+		if k := m.keys[f.Key]; !slices.Contains(excludedFields, k) {
+			keys = append(keys, k)
+		}
+	}
 	for _, f := range m.fields {
 		if !slices.Contains(excludedFields, f.Key) {
 			keys = append(keys, f.Key)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 )
 
 // The input's metric type must behave as Telegraf's own (metric.New),
@@ -86,9 +88,42 @@ func sameMetric(t *testing.T, step string, ours, theirs telegraf.Metric, tagKeys
 	if !reflect.DeepEqual(ours.Fields(), theirs.Fields()) {
 		fail("Fields()", ours.Fields(), theirs.Fields())
 	}
-	// FieldList's order is undefined (metric.New's follows a map).
-	if got, want := fieldList(ours), fieldList(theirs); !reflect.DeepEqual(got, want) {
-		fail("FieldList()", got, want)
+	// FieldList's order is undefined (metric.New's follows a map). Ours
+	// turns text fields into Telegraf's values: it is asked of a copy,
+	// so that the other observers see text fields for as long as the
+	// changes below keep them.
+	if got, want := fieldList(ours.Copy()), fieldList(theirs); !reflect.DeepEqual(got, want) {
+		fail("FieldList() of a copy", got, want)
+	}
+	if tm, ok := ours.(lineproto.TextMetric); ok {
+		if fields, keys, text, ok := tm.TextFields(); ok {
+			got := map[string]any{}
+			for _, f := range fields {
+				v := string(text[f.Off : f.Off+f.Len])
+				switch f.Kind {
+				case lineproto.KindUint:
+					got[keys[f.Key]] = v + "u"
+				case lineproto.KindInt:
+					got[keys[f.Key]] = v + "i"
+				default:
+					got[keys[f.Key]] = v
+				}
+			}
+			want := map[string]any{}
+			for k, v := range theirs.Fields() {
+				switch v := v.(type) {
+				case uint64:
+					want[k] = fmt.Sprintf("%du", v)
+				case int64:
+					want[k] = fmt.Sprintf("%di", v)
+				default:
+					want[k] = v
+				}
+			}
+			if !reflect.DeepEqual(got, want) {
+				fail("TextFields()", got, want)
+			}
+		}
 	}
 	if ours.HashID() != theirs.HashID() {
 		fail("HashID()", ours.HashID(), theirs.HashID())
@@ -220,14 +255,50 @@ var (
 )
 
 // TestMetricContract compares the input's metric with metric.New's on the
-// same data, then after each step of changes applied to both.
+// same data, then after each step of changes applied to both: with its
+// fields as text for as long as the changes keep them so, and with them
+// turned into Telegraf's values from the start.
 func TestMetricContract(t *testing.T) {
-	ours, theirs := contractPair(t)
-	sameMetric(t, "as made", ours, theirs, contractTagKeys, contractFieldKeys)
-	for _, s := range contractSteps {
-		s.do(ours)
-		s.do(theirs)
-		sameMetric(t, "after "+s.name, ours, theirs, contractTagKeys, contractFieldKeys)
+	for _, first := range []bool{false, true} {
+		ours, theirs := contractPair(t)
+		if tm := ours.(lineproto.TextMetric); !textFields(tm) {
+			t.Fatal("a parsed row's fields are not held as text")
+		}
+		if first {
+			ours.FieldList()
+		}
+		sameMetric(t, "as made", ours, theirs, contractTagKeys, contractFieldKeys)
+		for _, s := range contractSteps {
+			s.do(ours)
+			s.do(theirs)
+			sameMetric(t, fmt.Sprintf("after %s (FieldList first: %v)", s.name, first), ours, theirs, contractTagKeys, contractFieldKeys)
+		}
+	}
+}
+
+func textFields(m lineproto.TextMetric) bool {
+	_, _, _, ok := m.TextFields()
+	return ok
+}
+
+// TestMetricTextFieldsKept: the changes the shim and filters make keep
+// the fields as text; adding a field or asking for FieldList does not.
+func TestMetricTextFieldsKept(t *testing.T) {
+	ours, _ := contractPair(t)
+	tm := ours.(lineproto.TextMetric)
+	ours.AddTag("host", "lb1")
+	ours.SetTime(ours.Time().Round(time.Second))
+	ours.RemoveTag("sv")
+	ours.RemoveField("scur")
+	_ = ours.Fields()
+	_, _ = ours.GetField("qcur")
+	_ = ours.HashID()
+	if c := ours.Copy().(lineproto.TextMetric); !textFields(tm) || !textFields(c) {
+		t.Fatal("fields no longer text after AddTag, SetTime, RemoveTag, RemoveField, Fields, GetField, HashID or Copy")
+	}
+	ours.FieldList()
+	if textFields(tm) {
+		t.Fatal("fields still text after FieldList: a caller may change them through it")
 	}
 }
 

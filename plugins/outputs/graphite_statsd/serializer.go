@@ -11,6 +11,8 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 )
 
 const (
@@ -158,6 +160,11 @@ func (s *serializer) appendMetric(dst []byte, m telegraf.Metric, ends *[]int) []
 	} else if s.statsdTags {
 		s.tags = appendDogTags(s.tags[:0], m.TagList())
 	}
+	if tm, ok := m.(lineproto.TextMetric); ok {
+		if fields, keys, text, ok := tm.TextFields(); ok {
+			return s.appendText(dst, e, fields, keys, text, ends)
+		}
+	}
 	for i, f := range m.FieldList() {
 		start := len(dst)
 		v, neg, ok := appendValue(s.scratch[:0], f.Value)
@@ -168,6 +175,26 @@ func (s *serializer) appendMetric(dst []byte, m telegraf.Metric, ends *[]int) []
 		}
 		dst = s.appendPath(dst, e, i, f.Key)
 		dst = s.finishUnit(dst, start, v, neg)
+		if ends != nil && len(dst) > start {
+			*ends = append(*ends, len(dst))
+		}
+	}
+	return dst
+}
+
+// appendText is appendMetric's loop for fields that come as text: the
+// digits are the value as appendValue writes it (integers as integers),
+// copied; strings cannot be sent.
+func (s *serializer) appendText(dst []byte, e *seriesEntry, fields []lineproto.TextField, keys []string, text []byte, ends *[]int) []byte {
+	for i, f := range fields {
+		if f.Kind == lineproto.KindString {
+			s.unusable++
+			continue
+		}
+		start := len(dst)
+		v := text[f.Off : f.Off+f.Len]
+		dst = s.appendPath(dst, e, i, keys[f.Key])
+		dst = s.finishUnit(dst, start, v, len(v) > 0 && v[0] == '-')
 		if ends != nil && len(dst) > start {
 			*ends = append(*ends, len(dst))
 		}
