@@ -8,15 +8,28 @@ import (
 )
 
 // bucketName returns what graphite.SerializeBucketName returns for the
+// metric's name and tags, byte for byte: see appendBucket.
+func (s *serializer) bucketName(name string, tags []*telegraf.Tag, template string) string {
+	return string(s.appendBucket(nil, name, tags, template))
+}
+
+// bucketPart is one part of a bucket name: a name, a placeholder, or a
+// tag's value whose dots become "_".
+type bucketPart struct {
+	s    string
+	dots bool // a tag value: dots become "_"
+}
+
+// appendBucket appends what graphite.SerializeBucketName returns for the
 // metric's name and tags, byte for byte, from its tag list instead of a
 // map of it: the template's parts in order ("measurement", "tags", "field"
 // as placeholders, any other part the value of that tag, each tag used
 // once, dots in values as "_"), then the first part reading "TAGS" replaced
 // by the remaining tags' values in key order. A tag list that is not
 // sorted by unique keys goes to Telegraf's function.
-func (s *serializer) bucketName(name string, tags []*telegraf.Tag, template string) string {
+func (s *serializer) appendBucket(b []byte, name string, tags []*telegraf.Tag, template string) []byte {
 	if !sortedUnique(tags) || len(tags) > 64 {
-		return graphite.SerializeBucketName(name, tagMap(tags), template, s.prefix)
+		return append(b, graphite.SerializeBucketName(name, tagMap(tags), template, s.prefix)...)
 	}
 	parts := s.templateParts(template)
 	var used uint64
@@ -24,15 +37,15 @@ func (s *serializer) bucketName(name string, tags []*telegraf.Tag, template stri
 	for _, p := range parts {
 		switch p {
 		case "measurement":
-			out = append(out, name)
+			out = append(out, bucketPart{s: name})
 		case "tags":
-			out = append(out, "TAGS")
+			out = append(out, bucketPart{s: "TAGS"})
 		case "field":
-			out = append(out, "FIELDNAME")
+			out = append(out, bucketPart{s: "FIELDNAME"})
 		default:
 			for i, t := range tags {
 				if t.Key == p && used&(1<<i) == 0 {
-					out = append(out, strings.ReplaceAll(t.Value, ".", "_"))
+					out = append(out, bucketPart{s: t.Value, dots: true})
 					used |= 1 << i
 					break
 				}
@@ -41,9 +54,8 @@ func (s *serializer) bucketName(name string, tags []*telegraf.Tag, template stri
 	}
 	s.parts = out
 	if len(out) == 0 {
-		return ""
+		return b
 	}
-	b := s.bucket[:0]
 	if s.prefix != "" {
 		b = append(b, s.prefix...)
 		b = append(b, '.')
@@ -53,15 +65,18 @@ func (s *serializer) bucketName(name string, tags []*telegraf.Tag, template stri
 		if i > 0 {
 			b = append(b, '.')
 		}
-		if p == "TAGS" && !replaced {
+		if p.s == "TAGS" && !replaced {
 			replaced = true
 			b = appendRemainingTags(b, tags, used)
 			continue
 		}
-		b = append(b, p...)
+		if p.dots {
+			b = appendDotless(b, p.s)
+		} else {
+			b = append(b, p.s...)
+		}
 	}
-	s.bucket = b
-	return string(b)
+	return b
 }
 
 // appendRemainingTags appends the values of the tags not used, in key
@@ -76,15 +91,22 @@ func appendRemainingTags(b []byte, tags []*telegraf.Tag, used uint64) []byte {
 			b = append(b, '.')
 		}
 		first = false
-		for j := 0; j < len(t.Value); j++ {
-			c := t.Value[j]
-			if c == '.' {
-				c = '_'
-			}
-			b = append(b, c)
-		}
+		b = appendDotless(b, t.Value)
 	}
 	return b
+}
+
+// appendDotless appends v with its dots as "_".
+func appendDotless(b []byte, v string) []byte {
+	for {
+		i := strings.IndexByte(v, '.')
+		if i < 0 {
+			return append(b, v...)
+		}
+		b = append(b, v[:i]...)
+		b = append(b, '_')
+		v = v[i+1:]
+	}
 }
 
 // templateParts splits a template at its dots, once per template.

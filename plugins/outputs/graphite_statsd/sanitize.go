@@ -61,6 +61,29 @@ func appendStrict(dst []byte, s string) []byte {
 	return dst
 }
 
+// appendStrictBytes is appendStrict for bytes, without converting them
+// when they are ASCII without a backslash (the rules are then per byte).
+func appendStrictBytes(dst, s []byte) []byte {
+	for _, c := range s {
+		if c >= utf8.RuneSelf || c == '\\' {
+			return appendStrict(dst, string(s))
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.' && i+1 < len(s) && s[i+1] == '.':
+			i++ // ".." -> "."
+		case c == '/' || c == '@' || c == '*':
+			c = '-'
+		case !strictAllowed[c]:
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
 // dropPass applies the hyphenation and dropping rules only.
 func dropPass(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {

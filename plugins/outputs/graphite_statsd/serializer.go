@@ -23,8 +23,8 @@ const (
 	// template is configured.
 	telegrafDefaultTemplate = "host.tags.measurement.field"
 
-	// cacheLimit bounds the series and field-name caches; past it they are
-	// emptied and refilled, so a churning set of series cannot grow memory.
+	// cacheLimit bounds the field-name cache; past it it is emptied and
+	// refilled, so a churning set of field names cannot grow memory.
 	cacheLimit = 200_000
 )
 
@@ -32,8 +32,10 @@ const (
 // "path value timestamp\n" or statsd gauges "path:value|g\n" (a negative
 // value as the pair "path:0|g\npath:-v|g\n", one unit). Paths are those of
 // Telegraf's graphite serializer, byte for byte. With the default strict
-// regexp and no tag support it builds them itself from per-series caches;
-// otherwise it asks Telegraf's serializer.
+// regexp and no tag support it builds them itself: once per metric, the
+// sanitised parts of the path before and after the field name, then for
+// each field those parts around its sanitised name; otherwise it asks
+// Telegraf's serializer.
 type serializer struct {
 	format     string
 	statsdTags bool
@@ -51,17 +53,18 @@ type serializer struct {
 	// unusable counts values that cannot be sent (strings, NaN, Inf...).
 	unusable int
 
-	series map[uint64]*seriesEntry
+	// entry is the metric's path parts, rebuilt for each metric in the
+	// same buffers.
+	entry  seriesEntry
 	fields map[string]*fieldEntry
 	// lastKeys and lastFields remember the field entries of the last
 	// metric by position: the next metric of the same input most often
 	// has the same field names in the same order.
 	lastKeys   []string
 	lastFields []*fieldEntry
-	// splitTemplates, parts and bucket serve bucketName.
+	// splitTemplates and parts serve bucketName.
 	splitTemplates map[string][]string
-	parts          []string
-	bucket         []byte
+	parts          []bucketPart
 
 	ts      []byte
 	tags    []byte
@@ -73,17 +76,14 @@ type nameTemplate struct {
 	value  string
 }
 
-// seriesEntry caches what a series' lines share: the bucket name Telegraf's
+// seriesEntry is what a metric's lines share: the bucket name Telegraf's
 // SerializeBucketName returns, cut around its FIELDNAME placeholder, with
-// both sides already sanitised.
+// both sides sanitised.
 type seriesEntry struct {
-	name string
-	tags []telegraf.Tag
-
 	empty     bool   // no bucket: Telegraf sends nothing for the metric
-	bucket    string // raw bucket with FIELDNAME
+	bucket    []byte // raw bucket with FIELDNAME
 	hasField  bool   // bucket holds FIELDNAME
-	pre, post string // raw bucket around the first FIELDNAME
+	pre, post []byte // raw bucket around the first FIELDNAME
 	sanPre    []byte
 	sanPost   []byte
 	sanFixed  []byte // sanitised bucket, when !hasField
@@ -91,6 +91,7 @@ type seriesEntry struct {
 	preDot    bool   // pre ends with '.'
 	postDot   bool   // post starts with '.'
 	valuePath []byte // path of the field named "value", built on first use
+	hasValue  bool   // valuePath is built
 }
 
 type fieldEntry struct {
@@ -122,7 +123,6 @@ func newSerializer(o *GraphiteStatsd) (*serializer, error) {
 		template:   o.Template,
 		fast:       !o.GraphiteTagSupport && o.GraphiteStrictRegex == "",
 		telegraf:   tg,
-		series:     make(map[uint64]*seriesEntry),
 		fields:     make(map[string]*fieldEntry),
 
 		splitTemplates: make(map[string][]string),
@@ -256,14 +256,15 @@ func (s *serializer) appendPath(dst []byte, e *seriesEntry, i int, key string) [
 		return append(dst, e.sanFixed...)
 	}
 	if key == "value" {
-		if e.valuePath == nil {
-			e.valuePath = appendStrict([]byte{}, graphite.InsertField(e.bucket, key))
+		if !e.hasValue {
+			e.valuePath = appendStrict(e.valuePath[:0], graphite.InsertField(string(e.bucket), key))
+			e.hasValue = true
 		}
 		return append(dst, e.valuePath...)
 	}
 	fe := s.fieldAt(i, key)
 	if !e.simple || !fe.simple || (e.preDot && fe.firstDot) || (fe.lastDot && e.postDot) {
-		return appendStrict(dst, e.pre+key+e.post)
+		return appendStrict(dst, string(e.pre)+key+string(e.post))
 	}
 	dst = append(dst, e.sanPre...)
 	dst = append(dst, fe.san...)
@@ -304,43 +305,27 @@ func (s *serializer) field(key string) *fieldEntry {
 	return fe
 }
 
-// lookup returns the cache entry of m's series, building it on a miss.
+// lookup returns m's path parts, built in the serializer's buffers: valid
+// until the next metric.
 func (s *serializer) lookup(m telegraf.Metric) *seriesEntry {
-	name, tags := m.Name(), m.TagList()
-	h := seriesHash(name, tags)
-	if e, ok := s.series[h]; ok && e.matches(name, tags) {
+	e := &s.entry
+	e.bucket = s.appendBucket(e.bucket[:0], m.Name(), m.TagList(), s.templateFor(m.Name()))
+	e.empty, e.hasField, e.hasValue = len(e.bucket) == 0, false, false
+	if e.empty {
 		return e
 	}
-	if len(s.series) >= cacheLimit {
-		clear(s.series)
-	}
-	e := s.newEntry(m)
-	s.series[h] = e
-	return e
-}
-
-func (s *serializer) newEntry(m telegraf.Metric) *seriesEntry {
-	e := &seriesEntry{name: m.Name()}
-	for _, t := range m.TagList() {
-		e.tags = append(e.tags, *t)
-	}
-	e.bucket = s.bucketName(m.Name(), m.TagList(), s.templateFor(m.Name()))
-	if e.bucket == "" {
-		e.empty = true
-		return e
-	}
-	i := strings.Index(e.bucket, "FIELDNAME")
+	i := bytes.Index(e.bucket, []byte("FIELDNAME"))
 	if i < 0 {
-		e.sanFixed = appendStrict([]byte{}, e.bucket)
+		e.sanFixed = appendStrictBytes(e.sanFixed[:0], e.bucket)
 		return e
 	}
 	e.hasField = true
 	e.pre, e.post = e.bucket[:i], e.bucket[i+len("FIELDNAME"):]
-	e.sanPre = appendStrict([]byte{}, e.pre)
-	e.sanPost = appendStrict([]byte{}, e.post)
-	e.simple = utf8.ValidString(e.pre) && utf8.ValidString(e.post)
-	e.preDot = strings.HasSuffix(e.pre, ".")
-	e.postDot = strings.HasPrefix(e.post, ".")
+	e.sanPre = appendStrictBytes(e.sanPre[:0], e.pre)
+	e.sanPost = appendStrictBytes(e.sanPost[:0], e.post)
+	e.simple = utf8.Valid(e.pre) && utf8.Valid(e.post)
+	e.preDot = bytes.HasSuffix(e.pre, []byte("."))
+	e.postDot = bytes.HasPrefix(e.post, []byte("."))
 	return e
 }
 
@@ -354,38 +339,6 @@ func (s *serializer) templateFor(name string) string {
 		return telegrafDefaultTemplate
 	}
 	return s.template
-}
-
-func (e *seriesEntry) matches(name string, tags []*telegraf.Tag) bool {
-	if e.name != name || len(e.tags) != len(tags) {
-		return false
-	}
-	for i, t := range tags {
-		if e.tags[i].Key != t.Key || e.tags[i].Value != t.Value {
-			return false
-		}
-	}
-	return true
-}
-
-// seriesHash is FNV-1a over the name and the (sorted) tags.
-func seriesHash(name string, tags []*telegraf.Tag) uint64 {
-	const prime = 1099511628211
-	h := uint64(14695981039346656037)
-	add := func(s string) {
-		for i := 0; i < len(s); i++ {
-			h ^= uint64(s[i])
-			h *= prime
-		}
-		h ^= 0xff // a byte no UTF-8 string holds, as a separator
-		h *= prime
-	}
-	add(name)
-	for _, t := range tags {
-		add(t.Key)
-		add(t.Value)
-	}
-	return h
 }
 
 // appendValue formats a field value as Telegraf's graphite serializer does:
