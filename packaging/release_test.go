@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // arch is one of the release's architectures, as Go, Debian and RPM name

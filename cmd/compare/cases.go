@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 type binaries struct {

@@ -33,7 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // scope is the prefix of the Graphite paths, as in the README's recipes.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // TestExample runs the example as ./scripts/example does: it starts its

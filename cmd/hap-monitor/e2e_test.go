@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // End-to-end tests: the real hap-monitor binary, a real Telegraf v1.39.3,

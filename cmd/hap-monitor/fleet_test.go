@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // The fleet recipe of the README: several HAProxy hosts, each running

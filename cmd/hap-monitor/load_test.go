@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // soakDuration is how long TestPipelineSoak runs: a minute, or

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // Signals never cost data: a closed stderr or stdout (SIGPIPE) never kills

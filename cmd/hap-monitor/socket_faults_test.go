@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // Socket faults through the binary: next to a real HAProxy's socket, a

@@ -8,7 +8,7 @@ import (
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // TestTelegrafOptionsSelectAsInTelegraf runs the real Telegraf v1.39.3's

@@ -13,7 +13,7 @@ import (
 	"github.com/influxdata/telegraf/metric"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 var t0 = time.Unix(1700000000, 0)

@@ -13,7 +13,7 @@ import (
 	"github.com/influxdata/telegraf"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // chanReader hands each chunk sent on ch to one Read; closing ch is EOF.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // countInput emits one metric per gather, "count,src=NAME n=<gather number>".

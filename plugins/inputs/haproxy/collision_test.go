@@ -11,7 +11,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // loggedPlugin is newPlugin with the plugin's log lines kept in a buffer.

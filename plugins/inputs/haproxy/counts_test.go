@@ -10,7 +10,7 @@ import (
 
 	"github.com/influxdata/telegraf"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // counts is a backend's expected servers.<STATE> fields; a state left out

@@ -16,7 +16,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // gather runs one Gather and returns its metrics and errors.

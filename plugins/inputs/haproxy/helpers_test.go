@@ -12,7 +12,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // testSocketTag is the server tag given to answers read from files.

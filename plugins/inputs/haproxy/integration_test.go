@@ -8,7 +8,7 @@ import (
 
 	"github.com/influxdata/telegraf"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // scenarioState maps a status of the standard scenario to its field.

@@ -9,7 +9,7 @@ import (
 	"github.com/influxdata/telegraf"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // rowWant is what a user checks on one row's metric.

@@ -11,7 +11,7 @@ import (
 	"github.com/influxdata/telegraf"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 func TestParseTableHead(t *testing.T) {

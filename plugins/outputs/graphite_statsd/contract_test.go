@@ -15,7 +15,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // The delivery contract, against the faults of a real carbon: what the

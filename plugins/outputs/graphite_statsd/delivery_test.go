@@ -18,7 +18,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // newOutput returns an initialised, connected output for servers whose log

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/testbed"
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // testPKI is the test bed's throwaway CA with a server certificate for
