@@ -74,18 +74,7 @@ func StartCarbonWith(ctx context.Context, opts CarbonOptions) (*Carbon, error) {
 	}
 	ctx, cancel := withDefaultTimeout(ctx, carbonStartTimeout)
 	defer cancel()
-	var lastErr error
-	for range 3 {
-		c, err := startCarbonOnce(ctx, bin, fetch, opts)
-		if err == nil {
-			return c, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return retryStart(ctx, 3, anyError, func() (*Carbon, error) { return startCarbonOnce(ctx, bin, fetch, opts) })
 }
 
 // NewCarbon is StartCarbon for tests: it fails t on error and stops
@@ -232,11 +221,7 @@ func (c *Carbon) waitReady(ctx context.Context, logdir string) error {
 }
 
 func (c *Carbon) logTail(logdir string) string {
-	data, err := os.ReadFile(filepath.Join(logdir, "console.log"))
-	if err != nil {
-		return "(no console.log)"
-	}
-	return tail(data, 1500)
+	return fileTail(filepath.Join(logdir, "console.log"))
 }
 
 // File is the whisper file carbon stores path in: "a.b.c" is

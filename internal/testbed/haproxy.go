@@ -105,18 +105,9 @@ func StartHAProxy(ctx context.Context, opts HAProxyOptions) (*HAProxy, error) {
 	}
 	ctx, cancel := withDefaultTimeout(ctx, haproxyStartTimeout)
 	defer cancel()
-	var lastErr error
-	for range 5 {
-		h, err := startHAProxyOnce(ctx, bin, opts)
-		if err == nil {
-			return h, nil
-		}
-		lastErr = err
-		if !errors.Is(err, errAddrInUse) || ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	// A port taken between choosing it and binding it: try other ports.
+	addrInUse := func(err error) bool { return errors.Is(err, errAddrInUse) }
+	return retryStart(ctx, 5, addrInUse, func() (*HAProxy, error) { return startHAProxyOnce(ctx, bin, opts) })
 }
 
 // NewHAProxy is StartHAProxy for tests: it fails t on error and stops

@@ -175,3 +175,32 @@ func tail(b []byte, n int) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// retryStart calls start up to tries times, as long as it fails with an
+// error retry accepts and ctx is alive, and returns the first success or
+// the last error. A daemon that fails to come up (a port taken meanwhile,
+// a slow start) often comes up on the next try.
+func retryStart[T any](ctx context.Context, tries int, retry func(error) bool, start func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for range tries {
+		if v, err = start(); err == nil || !retry(err) || ctx.Err() != nil {
+			return v, err
+		}
+	}
+	return v, err
+}
+
+// anyError retries whatever the error.
+func anyError(error) bool { return true }
+
+// fileTail returns the end of a log file for an error message.
+func fileTail(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "(no " + filepath.Base(path) + ")"
+	}
+	return tail(data, 1500)
+}

@@ -71,18 +71,7 @@ func StartRelay(ctx context.Context, caches ...*Carbon) (*Relay, error) {
 	}
 	ctx, cancel := withDefaultTimeout(ctx, carbonStartTimeout)
 	defer cancel()
-	var lastErr error
-	for range 3 {
-		r, err := startRelayOnce(ctx, bin, dests)
-		if err == nil {
-			return r, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return retryStart(ctx, 3, anyError, func() (*Relay, error) { return startRelayOnce(ctx, bin, dests) })
 }
 
 // NewRelay is StartRelay for tests: it fails t on error and stops
@@ -230,13 +219,7 @@ func (r *Relay) Stop() error {
 	return nil
 }
 
-func (r *Relay) logTail() string {
-	data, err := os.ReadFile(filepath.Join(r.logdir, "console.log"))
-	if err != nil {
-		return "(no console.log)"
-	}
-	return tail(data, 1500)
-}
+func (r *Relay) logTail() string { return fileTail(filepath.Join(r.logdir, "console.log")) }
 
 // Close stops carbon-relay and removes Dir. It is safe to call more than
 // once.

@@ -63,18 +63,9 @@ func StartStatsd(ctx context.Context, carbonTCPAddr string, flushInterval time.D
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for range 3 {
-		s, err := startStatsdOnce(ctx, node, statsJS, host, port, flushInterval)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return retryStart(ctx, 3, anyError, func() (*Statsd, error) {
+		return startStatsdOnce(ctx, node, statsJS, host, port, flushInterval)
+	})
 }
 
 // NewStatsd is StartStatsd for tests with a 1 s flush interval: it fails t
@@ -224,13 +215,7 @@ func (s *Statsd) healthy() bool {
 	return err == nil && strings.TrimSpace(line) == "health: up"
 }
 
-func (s *Statsd) logTail() string {
-	data, err := os.ReadFile(filepath.Join(s.Dir, "statsd.log"))
-	if err != nil {
-		return "(no statsd.log)"
-	}
-	return tail(data, 1500)
-}
+func (s *Statsd) logTail() string { return fileTail(filepath.Join(s.Dir, "statsd.log")) }
 
 // Close stops statsd, waits for it to exit and removes Dir. It is safe to
 // call more than once.
