@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 )
 
 // End-to-end tests: the real hap-monitor binary, a real Telegraf v1.39.3,

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 )
 
 // The fleet recipe of the README: several HAProxy hosts, each running

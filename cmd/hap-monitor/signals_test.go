@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 )
 
 // Signals never cost data: a closed stderr or stdout (SIGPIPE) never kills

@@ -12,8 +12,8 @@ import (
 
 	"github.com/influxdata/telegraf"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 
 // chanReader hands each chunk sent on ch to one Read; closing ch is EOF.

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // The recorded answer of a 1000 backends x 10 servers HAProxy 2.6.12

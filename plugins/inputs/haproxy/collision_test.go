@@ -9,9 +9,9 @@ import (
 
 	"github.com/influxdata/telegraf"
 
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // loggedPlugin is newPlugin with the plugin's log lines kept in a buffer.

@@ -14,9 +14,9 @@ import (
 
 	"github.com/influxdata/telegraf"
 
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // gather runs one Gather and returns its metrics and errors.

@@ -10,9 +10,9 @@ import (
 
 	"github.com/influxdata/telegraf"
 
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
-	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // testSocketTag is the server tag given to answers read from files.

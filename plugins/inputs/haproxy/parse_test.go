@@ -8,8 +8,8 @@ import (
 
 	"github.com/influxdata/telegraf"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 
 // rowWant is what a user checks on one row's metric.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/influxdata/telegraf"
 
-	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 )
 
 func TestParseTableHead(t *testing.T) {
