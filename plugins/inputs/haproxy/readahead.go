@@ -20,17 +20,40 @@ const (
 // whose buffer is full while a slow Graphite catches up); the socket never
 // waits for it, so the socket's timeout covers the socket alone. What is
 // kept is the CSV, a small fraction of the metrics made from it, and at
-// most readAheadMax of it.
+// most readAheadMax of it, packed: each read fills the rest of the buffer
+// the last one left off in (a socket gives a few KiB at a time), so the
+// memory held is what was read, not a buffer per read.
 type readAhead struct {
 	mu     sync.Mutex
 	more   *sync.Cond
-	chunks [][]byte // read, not yet taken; chunks[0][off:] is next
+	chunks []raChunk // read, not yet taken; chunks[0].b[off:] is next
 	off    int
-	spare  [][]byte // chunks the parser is done with, to read into again
-	held   int      // bytes in chunks
-	err    error    // the reader's last error, io.EOF at the end
-	n      int64    // bytes read from r
+	cur    *raBuffer   // the buffer the reader fills
+	spare  []*raBuffer // buffers done with, to read into again
+	held   int         // bytes in chunks
+	err    error       // the reader's last error, io.EOF at the end
+	n      int64       // bytes read from r
 }
+
+// raBuffer is one buffer reads are packed into. It can be read into again
+// once the reader has moved on from it and the parser has taken every
+// chunk read into it.
+type raBuffer struct {
+	data    []byte
+	fill    int  // bytes read into it
+	pending int  // chunks of it not yet taken
+	retired bool // the reader moved on
+}
+
+// raChunk is what one read gave: b is part of buf.data.
+type raChunk struct {
+	b   []byte
+	buf *raBuffer
+}
+
+// minReadRoom is the least room a read is given: with less left, the
+// reader moves on to another buffer.
+const minReadRoom = 4 << 10
 
 func newReadAhead(r io.Reader) *readAhead {
 	ra := &readAhead{}
@@ -45,22 +68,34 @@ func (ra *readAhead) fill(r io.Reader) {
 		for ra.held >= readAheadMax {
 			ra.more.Wait()
 		}
-		var buf []byte
-		if k := len(ra.spare); k > 0 {
-			buf, ra.spare = ra.spare[k-1], ra.spare[:k-1]
-		} else {
-			buf = make([]byte, readAheadChunk)
+		if ra.cur == nil || len(ra.cur.data)-ra.cur.fill < minReadRoom {
+			ra.retireLocked()
+			if k := len(ra.spare); k > 0 {
+				ra.cur, ra.spare = ra.spare[k-1], ra.spare[:k-1]
+			} else {
+				ra.cur = raBuffers.Get().(*raBuffer)
+			}
+			ra.cur.fill, ra.cur.retired = 0, false
 		}
+		buf := ra.cur
+		room := buf.data[buf.fill:]
 		ra.mu.Unlock()
-		n, err := r.Read(buf)
+		n, err := r.Read(room) // the parser never touches this part
 		ra.mu.Lock()
 		if n > 0 {
-			ra.chunks = append(ra.chunks, buf[:n])
+			ra.chunks = append(ra.chunks, raChunk{b: buf.data[buf.fill : buf.fill+n : buf.fill+n], buf: buf})
+			buf.fill += n
+			buf.pending++
 			ra.held += n
 			ra.n += int64(n)
 		}
 		if err != nil {
 			ra.err = err
+			ra.retireLocked()
+			for _, b := range ra.spare {
+				raBuffers.Put(b)
+			}
+			ra.spare = nil
 		}
 		ra.more.Broadcast()
 		ra.mu.Unlock()
@@ -69,6 +104,32 @@ func (ra *readAhead) fill(r io.Reader) {
 		}
 	}
 }
+
+// retireLocked marks the reader's buffer as left behind; ra.mu is held.
+func (ra *readAhead) retireLocked() {
+	if b := ra.cur; b != nil {
+		b.retired = true
+		ra.cur = nil
+		ra.recycleLocked(b)
+	}
+}
+
+// recycleLocked keeps b to read into again once nothing refers to it: a
+// few for this answer, the others for the next answers.
+func (ra *readAhead) recycleLocked(b *raBuffer) {
+	if !b.retired || b.pending != 0 {
+		return
+	}
+	if ra.err == nil && len(ra.spare) < 4 {
+		ra.spare = append(ra.spare, b)
+		return
+	}
+	raBuffers.Put(b)
+}
+
+// raBuffers are the buffers answers are read into, shared by the
+// answers of every gather.
+var raBuffers = sync.Pool{New: func() any { return &raBuffer{data: make([]byte, readAheadChunk)} }}
 
 // Read returns what was read ahead, waiting for the socket only when
 // nothing is; at the end it returns the socket's last error.
@@ -82,14 +143,13 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 		return 0, ra.err
 	}
 	c := ra.chunks[0]
-	n := copy(p, c[ra.off:])
+	n := copy(p, c.b[ra.off:])
 	ra.off += n
-	if ra.off == len(c) {
-		if cap(c) == readAheadChunk && len(ra.spare) < 4 {
-			ra.spare = append(ra.spare, c[:cap(c)])
-		}
-		ra.chunks[0] = nil
+	if ra.off == len(c.b) {
+		ra.chunks[0] = raChunk{}
 		ra.chunks, ra.off = ra.chunks[1:], 0
+		c.buf.pending--
+		ra.recycleLocked(c.buf)
 	}
 	if ra.held >= readAheadMax && ra.held-n < readAheadMax {
 		ra.more.Broadcast() // the reader may go on

@@ -70,3 +70,45 @@ func TestReadAheadStopsAtItsBound(t *testing.T) {
 		t.Fatal("the reader did not go on once the parser took some")
 	}
 }
+
+// trickle gives at most 1,000 bytes per read, as a socket gives a few
+// KiB at a time, up to n bytes.
+type trickle struct{ n, given int }
+
+func (t *trickle) Read(p []byte) (int, error) {
+	if t.given == t.n {
+		return 0, io.EOF
+	}
+	k := min(len(p), 1000, t.n-t.given)
+	clear(p[:k])
+	t.given += k
+	return k, nil
+}
+
+// TestReadAheadPacksSmallReads: small reads share buffers, so what is held
+// is what was read, not a 64 KiB buffer per read.
+func TestReadAheadPacksSmallReads(t *testing.T) {
+	const total = 4 << 20
+	ra := newReadAhead(&trickle{n: total})
+	deadline := time.Now().Add(10 * time.Second)
+	for ra.count() < total && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ra.mu.Lock()
+	bufs := map[*raBuffer]bool{}
+	for _, c := range ra.chunks {
+		bufs[c.buf] = true
+	}
+	held := ra.held
+	ra.mu.Unlock()
+	if held != total {
+		t.Fatalf("held %d bytes, want %d", held, total)
+	}
+	if most := total/(readAheadChunk-minReadRoom) + 1; len(bufs) > most {
+		t.Fatalf("%d bytes read 1,000 at a time are held in %d buffers of %d bytes, want at most %d", total, len(bufs), readAheadChunk, most)
+	}
+	got, err := io.ReadAll(ra)
+	if err != nil || len(got) != total {
+		t.Fatalf("read back %d bytes, error %v", len(got), err)
+	}
+}
