@@ -68,6 +68,8 @@ type Buffer struct {
 	progress  time.Time // when the peer last took data
 	healthy   bool      // no failure since that progress
 	room      chan struct{}
+
+	taken []telegraf.Metric // what Take returns, reused
 }
 
 // New returns a buffer of at most limit metrics; spool may be nil.
@@ -210,8 +212,26 @@ func (b *Buffer) evictLocked(n int) []telegraf.Metric {
 	return out
 }
 
+// releaser is a metric whose storage can be given back once its last
+// holder is done with it (the haproxy input's rows): the buffer is, once
+// a metric is delivered, spooled or dropped.
+type releaser interface{ Release() }
+
+func release(m telegraf.Metric) {
+	if r, ok := m.(releaser); ok {
+		r.Release()
+	}
+}
+
+func releaseAll(ms []telegraf.Metric) {
+	for _, m := range ms {
+		release(m)
+	}
+}
+
 // overflowed spools or drops the evicted metrics, and says so.
 func (b *Buffer) overflowed(ms []telegraf.Metric) {
+	defer releaseAll(ms)
 	if b.spool != nil {
 		n, path, err := b.spool.Write(ms)
 		if err == nil {
@@ -232,7 +252,8 @@ func (b *Buffer) overflowed(ms []telegraf.Metric) {
 }
 
 // Take moves up to max pending metrics in flight and returns them, oldest
-// first; none when nothing is pending.
+// first; none when nothing is pending. The slice is the buffer's: valid
+// until the next Take.
 func (b *Buffer) Take(max int) []telegraf.Metric {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -241,10 +262,11 @@ func (b *Buffer) Take(max int) []telegraf.Metric {
 	if n <= 0 {
 		return nil
 	}
-	out := make([]telegraf.Metric, n)
-	for i, e := range b.items[start : start+n] {
-		out[i] = e.m
+	out := b.taken[:0]
+	for _, e := range b.items[start : start+n] {
+		out = append(out, e.m)
 	}
+	b.taken = out
 	b.flight += n
 	b.signalRoom() // fewer are pending
 	return out
@@ -290,6 +312,7 @@ func (b *Buffer) confirmLocked(n int) {
 		if b.items[i].spooled {
 			b.fromSpool--
 		}
+		release(b.items[i].m)
 		b.items[i] = entry{}
 	}
 	b.head += n
@@ -301,15 +324,23 @@ func (b *Buffer) confirmLocked(n int) {
 
 // compactLocked lets go of the released front of the slice once it is
 // most of it.
+// The slice is reused in place, unless it grew past keepItems (a large
+// metric_buffer_limit once full): then it is let go.
 func (b *Buffer) compactLocked() {
 	switch {
+	case b.head == len(b.items) && cap(b.items) > keepItems:
+		b.items, b.head = nil, 0
 	case b.head == len(b.items):
-		b.items, b.head = b.items[:0:0], 0
+		b.items, b.head = b.items[:0], 0 // released entries are zero
 	case b.head > 1024 && b.head > len(b.items)/2:
-		b.items = append([]entry(nil), b.items[b.head:]...)
-		b.head = 0
+		n := copy(b.items, b.items[b.head:])
+		clear(b.items[n:])
+		b.items, b.head = b.items[:n], 0
 	}
 }
+
+// keepItems bounds the slice of held metrics kept for reuse once empty.
+const keepItems = 1 << 16
 
 func (b *Buffer) releaseSpoolIfDone() {
 	if b.fromSpool == 0 && b.spool != nil {
@@ -400,6 +431,7 @@ func (b *Buffer) Close() (held, spooled int, err error) {
 	}
 	b.items, b.head, b.fromSpool = nil, 0, 0
 	b.mu.Unlock()
+	defer releaseAll(ms)
 	if b.spool == nil {
 		b.addLost(len(ms))
 		return len(ms), 0, nil

@@ -158,6 +158,9 @@ func (o *outputState) prepare(ms []telegraf.Metric, copied bool) []telegraf.Metr
 	out := make([]telegraf.Metric, 0, len(ms))
 	for _, m := range ms {
 		if !p.Filter.Select(m) {
+			if !copied {
+				release(m) // the last output leaves it: nobody holds it
+			}
 			continue
 		}
 		if copied {
@@ -166,6 +169,7 @@ func (o *outputState) prepare(ms []telegraf.Metric, copied bool) []telegraf.Metr
 		if p.Filter.Modifies() {
 			p.Filter.Modify(m)
 			if len(m.FieldList()) == 0 {
+				release(m)
 				continue
 			}
 		}

@@ -61,7 +61,8 @@ func (g *gatherer) schedules() []config.Schedule {
 // hand makes m and passes it to the running gather, one metric at a time
 // whatever the number of inputs.
 func (g *gatherer) hand(in *inputState, m telegraf.Metric) {
-	if m = g.make(in.cfg, m); m == nil {
+	if made := g.make(in.cfg, m); made == nil {
+		release(m) // filtered out: nobody else holds it
 		return
 	}
 	g.mu.Lock()

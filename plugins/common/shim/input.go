@@ -141,6 +141,7 @@ type lineWriter struct {
 }
 
 func (w *lineWriter) add(m telegraf.Metric) {
+	defer release(m) // encoded or lost: nobody else holds it
 	if w.err != nil {
 		return
 	}
@@ -150,6 +151,16 @@ func (w *lineWriter) add(m telegraf.Metric) {
 	}
 	if w.enc.Len() >= flushBytes {
 		w.flush()
+	}
+}
+
+// releaser is a metric whose storage can be given back once its last
+// holder is done with it (the haproxy input's rows).
+type releaser interface{ Release() }
+
+func release(m telegraf.Metric) {
+	if r, ok := m.(releaser); ok {
+		r.Release()
 	}
 }
 

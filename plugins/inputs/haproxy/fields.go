@@ -188,7 +188,7 @@ type rowSink struct {
 	raw     []lineproto.TextField
 	text    []byte
 	tags    []telegraf.Tag
-	scratch []byte
+	num     [24]byte          // a number's digits, on their way to text
 	strs    map[string]string // interned names and strings
 	unknown map[string]bool   // statuses already logged as unknown
 }
@@ -296,12 +296,11 @@ func (s *rowSink) addFields(cells [][]byte) {
 			if canonicalUint(c) {
 				s.addText(col.key, lineproto.KindUint, c)
 			} else if v, ok := parseUint(c); ok {
-				s.addText(col.key, lineproto.KindUint, strconv.AppendUint(s.scratch[:0], v, 10))
+				s.addText(col.key, lineproto.KindUint, strconv.AppendUint(s.num[:0], v, 10))
 			}
 		case colInt:
 			if v, ok := parseInt(c); ok {
-				d := strconv.AppendInt(s.scratch[:0], v, 10)
-				s.addText(col.key, lineproto.KindInt, d)
+				s.addText(col.key, lineproto.KindInt, strconv.AppendInt(s.num[:0], v, 10))
 			}
 		case colString:
 			s.addText(col.key, lineproto.KindString, c)
@@ -349,7 +348,7 @@ func (s *rowSink) countServer(px []byte, rowType int, state string) {
 func (s *rowSink) addServerCounts() {
 	for i, f := range s.plan.serverCounts {
 		if f.keep {
-			s.addText(f.key, lineproto.KindInt, strconv.AppendInt(s.scratch[:0], s.counts[i], 10))
+			s.addText(f.key, lineproto.KindInt, strconv.AppendInt(s.num[:0], s.counts[i], 10))
 		}
 	}
 	clear(s.counts)

@@ -5,6 +5,8 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -42,6 +44,9 @@ type rowMetric struct {
 	keys   []string
 	text   []byte
 	fields []*telegraf.Field
+
+	// arena is where the metric was carved from, until released.
+	arena *rowArena
 }
 
 var (
@@ -50,11 +55,23 @@ var (
 	_ lineproto.TextMetric    = (*rowMetric)(nil)
 )
 
-// metricSlabs hands out the storage of rowMetrics in chunks shared by many
-// rows, so a row costs no allocation of its own: a chunk is freed once every
-// metric carved from it is. Only the metrics and tags hold pointers: the
-// fields and the text the collector never scans.
+// metricSlabs hands out the storage of rowMetrics from arenas shared by
+// many rows, so a row costs no allocation of its own.
 type metricSlabs struct {
+	cur *rowArena // the arena rows are carved from; it holds one reference
+}
+
+// rowArena is the storage of the metrics of a few hundred rows. Only the
+// metrics and tags hold pointers: the fields and the text the collector
+// never scans. Once every metric carved from it has been released (see
+// rowMetric.Release) and the sink has moved on, it goes back to a pool and
+// serves the rows of a later answer: a gather whose metrics are written
+// out as they come (the execd input) allocates nothing per row. Metrics
+// never released keep it from the pool, and the collector frees it as
+// any other memory.
+type rowArena struct {
+	refs    atomic.Int32 // metrics not released, plus one while carved from
+	pooled  bool         // of the standard size: it goes back to the pool
 	metrics []rowMetric
 	raw     []lineproto.TextField
 	text    []byte
@@ -62,26 +79,72 @@ type metricSlabs struct {
 	tagPtrs []*telegraf.Tag
 }
 
-// Chunk sizes: a 1000x10 answer's 12,000 rows of ~70 fields and ~270
-// bytes take about 200 field chunks and 50 text chunks.
+// Arena sizes: about 180 rows of every field of HAProxy 2.6 (~85 fields,
+// ~270 bytes), 400 KB.
 const (
-	slabMetrics = 256
-	slabFields  = 4096
-	slabText    = 64 << 10
-	slabTags    = 1024
+	arenaRows   = 256
+	arenaFields = 16 << 10
+	arenaText   = 64 << 10
+	arenaTags   = 8 * arenaRows
 )
 
 // spareTagRoom is how many tags a row's metric can gain without
 // allocating: the host tag and a global tag or two.
 const spareTagRoom = 2
 
-// carve returns n elements of *slab as a slice of their own (capacity n,
-// so appending to it never reaches a neighbour's), starting a new chunk
-// of size elements when the current one is used up.
-func carve[T any](slab *[]T, n, size int) []T {
-	if cap(*slab)-len(*slab) < n {
-		*slab = make([]T, 0, max(n, size))
+// recycleArenas puts released arenas back in the pool; tests turn it off
+// to compare.
+var recycleArenas = true
+
+// poisonReleased makes a released arena's text and fields garbage before
+// it goes back to the pool (its metrics and tags are zeroed anyway), so
+// that a test sees any use of a metric after its release.
+var poisonReleased = false
+
+var arenaPool = sync.Pool{New: func() any { return newArena(arenaRows, arenaFields, arenaText, arenaTags, true) }}
+
+func newArena(rows, fields, text, tags int, pooled bool) *rowArena {
+	return &rowArena{
+		pooled:  pooled,
+		metrics: make([]rowMetric, 0, rows),
+		raw:     make([]lineproto.TextField, 0, fields),
+		text:    make([]byte, 0, text),
+		tags:    make([]telegraf.Tag, 0, tags),
+		tagPtrs: make([]*telegraf.Tag, 0, tags),
 	}
+}
+
+// fits reports whether a row of that many tags, fields and bytes of text
+// can be carved from a.
+func (a *rowArena) fits(tags, fields, text int) bool {
+	return len(a.metrics) < cap(a.metrics) && cap(a.raw)-len(a.raw) >= fields &&
+		cap(a.text)-len(a.text) >= text && cap(a.tags)-len(a.tags) >= tags
+}
+
+// release drops one reference; the last one puts a pooled arena back,
+// emptied of what its metrics pointed to.
+func (a *rowArena) release() {
+	if a.refs.Add(-1) != 0 || !a.pooled || !recycleArenas {
+		return
+	}
+	if poisonReleased {
+		for i := range a.text {
+			a.text[i] = 0xff
+		}
+		for i := range a.raw {
+			a.raw[i] = lineproto.TextField{Off: 1 << 31, Len: 1 << 31, Key: 1<<16 - 1}
+		}
+	}
+	clear(a.metrics)
+	clear(a.tags)
+	clear(a.tagPtrs)
+	a.metrics, a.raw, a.text, a.tags, a.tagPtrs = a.metrics[:0], a.raw[:0], a.text[:0], a.tags[:0], a.tagPtrs[:0]
+	arenaPool.Put(a)
+}
+
+// carve returns the next n elements of *slab as a slice of their own
+// (capacity n, so appending to it never reaches a neighbour's).
+func carve[T any](slab *[]T, n int) []T {
 	start := len(*slab)
 	*slab = (*slab)[:start+n]
 	return (*slab)[start : start+n : start+n]
@@ -90,20 +153,46 @@ func carve[T any](slab *[]T, n, size int) []T {
 // newRowMetric copies tags (sorted by key), the row's fields and their
 // text into a new metric; keys are kept as they are.
 func (sl *metricSlabs) newRowMetric(name string, tags []telegraf.Tag, raw []lineproto.TextField, keys []string, text []byte, tm time.Time) *rowMetric {
-	m := &carve(&sl.metrics, 1, slabMetrics)[0]
-	*m = rowMetric{name: name, tm: tm, vtype: telegraf.Untyped, isText: true, keys: keys}
-	tb := carve(&sl.tags, len(tags)+spareTagRoom, slabTags)
+	nt := len(tags) + spareTagRoom
+	if sl.cur == nil || !sl.cur.fits(nt, len(raw), len(text)) {
+		if sl.cur != nil {
+			sl.cur.release()
+		}
+		sl.cur = arenaPool.Get().(*rowArena)
+		if !sl.cur.fits(nt, len(raw), len(text)) { // a row larger than an arena
+			sl.cur = newArena(1, len(raw), len(text), nt, false)
+		}
+		sl.cur.refs.Store(1)
+	}
+	a := sl.cur
+	a.refs.Add(1)
+	m := &carve(&a.metrics, 1)[0]
+	*m = rowMetric{name: name, tm: tm, vtype: telegraf.Untyped, isText: true, keys: keys, arena: a}
+	tb := carve(&a.tags, nt)
 	copy(tb, tags)
 	m.spareTags = tb[len(tags):len(tags)]
-	m.tags = carve(&sl.tagPtrs, len(tb), slabTags)[:len(tags)]
+	m.tags = carve(&a.tagPtrs, nt)[:len(tags)]
 	for i := range tags {
 		m.tags[i] = &tb[i]
 	}
-	m.raw = carve(&sl.raw, len(raw), slabFields)
+	m.raw = carve(&a.raw, len(raw))
 	copy(m.raw, raw)
-	m.text = carve(&sl.text, len(text), slabText)
+	m.text = carve(&a.text, len(text))
 	copy(m.text, text)
 	return m
+}
+
+// Release gives the metric's storage back, to serve the rows of a later
+// answer. It is for the last holder of the metric: whoever calls it is
+// done with the metric, and so is everyone it was handed to. A metric
+// must be released at most once; one never released is freed by the
+// collector. Copies are never carved from an arena: releasing one does
+// nothing.
+func (m *rowMetric) Release() {
+	if a := m.arena; a != nil {
+		m.arena = nil
+		a.release()
+	}
 }
 
 // TextFields hands over the fields as text while the metric holds them so.

@@ -160,7 +160,7 @@ func (o *GraphiteStatsd) poll(l *link) (int64, error) {
 		l.acked = l.pieces[i].plain
 		i++
 	}
-	l.pieces = l.pieces[i:]
+	l.pieces = dropFront(l.pieces, i)
 	if i > 0 {
 		o.buf.Progress()
 	}
@@ -171,7 +171,7 @@ func (o *GraphiteStatsd) poll(l *link) (int64, error) {
 	if k > 0 {
 		o.buf.Acked(k)
 		l.kept = append(l.kept, l.flight[:k]...)
-		l.flight = l.flight[k:]
+		l.flight = dropFront(l.flight, k)
 	}
 	c := 0
 	for c < len(l.kept) && l.acked-l.kept[c] > retainBytes {
@@ -181,11 +181,20 @@ func (o *GraphiteStatsd) poll(l *link) (int64, error) {
 	return q, nil
 }
 
+// dropFront removes the first k elements of s in place, so that appending
+// reuses its room instead of growing a new array now and then.
+func dropFront[T any](s []T, k int) []T {
+	if k == 0 {
+		return s
+	}
+	return s[:copy(s, s[k:])]
+}
+
 // confirmKept releases the n oldest acknowledged metrics of l: delivered.
 func (o *GraphiteStatsd) confirmKept(l *link, n int) {
 	if n > 0 {
 		o.buf.Confirm(n)
-		l.kept = l.kept[n:]
+		l.kept = dropFront(l.kept, n)
 	}
 }
 
