@@ -98,15 +98,14 @@ func appendRemainingTags(b []byte, tags []*telegraf.Tag, used uint64) []byte {
 
 // appendDotless appends v with its dots as "_".
 func appendDotless(b []byte, v string) []byte {
-	for {
-		i := strings.IndexByte(v, '.')
-		if i < 0 {
-			return append(b, v...)
+	start := len(b)
+	b = append(b, v...)
+	for i := start; i < len(b); i++ {
+		if b[i] == '.' {
+			b[i] = '_'
 		}
-		b = append(b, v[:i]...)
-		b = append(b, '_')
-		v = v[i+1:]
 	}
+	return b
 }
 
 // templateParts splits a template at its dots, once per template.
@@ -114,11 +113,15 @@ func (s *serializer) templateParts(template string) []string {
 	if template == "" {
 		template = telegrafDefaultTemplate
 	}
-	if p, ok := s.splitTemplates[template]; ok {
-		return p
+	if template == s.lastTemplate && s.lastParts != nil {
+		return s.lastParts
 	}
-	p := strings.Split(template, ".")
-	s.splitTemplates[template] = p
+	p, ok := s.splitTemplates[template]
+	if !ok {
+		p = strings.Split(template, ".")
+		s.splitTemplates[template] = p
+	}
+	s.lastTemplate, s.lastParts = template, p
 	return p
 }
 

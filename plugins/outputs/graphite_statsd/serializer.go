@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
@@ -62,9 +63,17 @@ type serializer struct {
 	// has the same field names in the same order.
 	lastKeys   []string
 	lastFields []*fieldEntry
+	// textKeys and textEntries are the field entries of the text fields
+	// of the last keys table, by key index.
+	textKeys    []string
+	textEntries []*fieldEntry
 	// splitTemplates and parts serve bucketName.
 	splitTemplates map[string][]string
-	parts          []bucketPart
+	lastTemplate   string
+	lastParts      []string
+	// forName's template is forTemplate: the last name's.
+	forName, forTemplate string
+	parts                []bucketPart
 
 	ts      []byte
 	tags    []byte
@@ -173,7 +182,7 @@ func (s *serializer) appendMetric(dst []byte, m telegraf.Metric, ends *[]int) []
 			s.unusable++
 			continue
 		}
-		dst = s.appendPath(dst, e, i, f.Key)
+		dst = s.appendPath(dst, e, i, f.Key, nil)
 		dst = s.finishUnit(dst, start, v, neg)
 		if ends != nil && len(dst) > start {
 			*ends = append(*ends, len(dst))
@@ -193,7 +202,7 @@ func (s *serializer) appendText(dst []byte, e *seriesEntry, fields []lineproto.T
 		}
 		start := len(dst)
 		v := text[f.Off : f.Off+f.Len]
-		dst = s.appendPath(dst, e, i, keys[f.Key])
+		dst = s.appendPath(dst, e, i, keys[f.Key], s.textField(keys, f.Key))
 		dst = s.finishUnit(dst, start, v, len(v) > 0 && v[0] == '-')
 		if ends != nil && len(dst) > start {
 			*ends = append(*ends, len(dst))
@@ -251,7 +260,7 @@ func statsdName(path []byte) {
 
 // appendPath appends the sanitised path of field key, the metric's i-th,
 // of series e.
-func (s *serializer) appendPath(dst []byte, e *seriesEntry, i int, key string) []byte {
+func (s *serializer) appendPath(dst []byte, e *seriesEntry, i int, key string, fe *fieldEntry) []byte {
 	if !e.hasField {
 		return append(dst, e.sanFixed...)
 	}
@@ -262,13 +271,31 @@ func (s *serializer) appendPath(dst []byte, e *seriesEntry, i int, key string) [
 		}
 		return append(dst, e.valuePath...)
 	}
-	fe := s.fieldAt(i, key)
+	if fe == nil {
+		fe = s.fieldAt(i, key)
+	}
 	if !e.simple || !fe.simple || (e.preDot && fe.firstDot) || (fe.lastDot && e.postDot) {
 		return appendStrict(dst, string(e.pre)+key+string(e.post))
 	}
 	dst = append(dst, e.sanPre...)
 	dst = append(dst, fe.san...)
 	return append(dst, e.sanPost...)
+}
+
+// textField returns the entry of keys[k], the key of a text field: by
+// its index, for the metrics that share a keys table (an answer's rows).
+// The table is kept, so that no other can take its address.
+func (s *serializer) textField(keys []string, k uint16) *fieldEntry {
+	if unsafe.SliceData(keys) != unsafe.SliceData(s.textKeys) || len(keys) != len(s.textKeys) {
+		s.textKeys = keys
+		s.textEntries = append(s.textEntries[:0], make([]*fieldEntry, len(keys))...)
+	}
+	fe := s.textEntries[k]
+	if fe == nil {
+		fe = s.field(keys[k])
+		s.textEntries[k] = fe
+	}
+	return fe
 }
 
 // fieldAt returns the entry of the metric's i-th field, key: the last
@@ -330,6 +357,15 @@ func (s *serializer) lookup(m telegraf.Metric) *seriesEntry {
 }
 
 func (s *serializer) templateFor(name string) string {
+	if s.forName == name && s.forTemplate != "" {
+		return s.forTemplate // most metrics follow one of the same name
+	}
+	t := s.matchTemplate(name)
+	s.forName, s.forTemplate = name, t
+	return t
+}
+
+func (s *serializer) matchTemplate(name string) string {
 	for _, t := range s.templates {
 		if t.filter.Match(name) {
 			return t.value
