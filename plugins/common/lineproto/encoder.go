@@ -27,20 +27,23 @@ type Encoder struct {
 	sorted bool
 	fields []*telegraf.Field // scratch for sorting
 
-	// For metrics whose fields come as text (TextMetric): which of the
-	// last keys table's keys need no escaping, and the sorted orders of
-	// the last few sequences of keys.
-	keysSeen  *string
-	keysPlain []bool
+	// For metrics whose fields come as text (TextMetric): the last keys
+	// table (kept, so that no other takes its address), each of its keys
+	// as written after a field, ",key=" (nil for a key that is not
+	// plain), and the sorted orders of the last few sequences of keys.
+	keyTable  []string
+	keyEq     [][]byte
 	orders    [4]fieldOrder
 	nextOrder int
 }
 
 // fieldOrder is the order in which SortFields writes the fields of a
-// metric whose field keys are keys, in that order: fields[perm[0]] first.
+// metric whose field keys are table's keys idx, in that order:
+// fields[perm[0]] first.
 type fieldOrder struct {
-	keys []string
-	perm []int
+	table []string
+	idx   []uint16
+	perm  []int
 }
 
 // NewEncoder returns an encoder writing to w.
@@ -125,11 +128,15 @@ func (e *Encoder) encodeText(m telegraf.Metric, fields []TextField, keys []strin
 	if !plain(name) || (!tm.IsZero() && (tm.Before(minTime) || tm.After(maxTime))) {
 		return false
 	}
-	if e.keysSeen != unsafe.SliceData(keys) || len(e.keysPlain) != len(keys) {
-		e.keysSeen = unsafe.SliceData(keys)
-		e.keysPlain = e.keysPlain[:0]
+	if !sameTable(keys, e.keyTable) {
+		e.keyTable = keys
+		e.keyEq = e.keyEq[:0]
 		for _, k := range keys {
-			e.keysPlain = append(e.keysPlain, plain(k))
+			var eq []byte
+			if plain(k) {
+				eq = append(append(append(eq, ','), k...), '=')
+			}
+			e.keyEq = append(e.keyEq, eq)
 		}
 	}
 	buf := e.enc.Bytes()
@@ -152,23 +159,24 @@ func (e *Encoder) encodeText(m telegraf.Metric, fields []TextField, keys []strin
 	if e.sorted {
 		perm = e.order(fields, keys)
 	}
-	sep := byte(' ')
+	first := -1 // where the first field's ',' is, to become ' '
 	for i := range fields {
 		f := &fields[i]
 		if perm != nil {
 			f = &fields[perm[i]]
 		}
-		if !e.keysPlain[f.Key] {
+		eq := e.keyEq[f.Key]
+		if eq == nil {
 			return false
 		}
 		v := text[f.Off : f.Off+f.Len]
 		if f.Kind == KindString && !utf8.Valid(v) {
 			continue // as lineprotocol.StringValue refuses it
 		}
-		buf = append(buf, sep)
-		sep = ','
-		buf = append(buf, keys[f.Key]...)
-		buf = append(buf, '=')
+		if first < 0 {
+			first = len(buf)
+		}
+		buf = append(buf, eq...)
 		switch f.Kind {
 		case KindUint, KindInt:
 			buf = append(buf, v...)
@@ -177,9 +185,10 @@ func (e *Encoder) encodeText(m telegraf.Metric, fields []TextField, keys []strin
 			buf = appendQuoted(buf, v)
 		}
 	}
-	if sep == ' ' {
+	if first < 0 {
 		return false // no field: the general way reports it
 	}
+	buf[first] = ' '
 	if !tm.IsZero() {
 		buf = append(buf, ' ')
 		buf = strconv.AppendInt(buf, tm.UnixNano(), 10)
@@ -242,12 +251,12 @@ func appendQuoted(buf, v []byte) []byte {
 func (e *Encoder) order(fields []TextField, keys []string) []int {
 	for i := range e.orders {
 		o := &e.orders[i]
-		if len(o.keys) != len(fields) {
+		if len(o.idx) != len(fields) || !sameTable(keys, o.table) {
 			continue
 		}
 		same := true
-		for j, f := range fields {
-			if o.keys[j] != keys[f.Key] {
+		for j := range fields {
+			if o.idx[j] != fields[j].Key {
 				same = false
 				break
 			}
@@ -258,13 +267,19 @@ func (e *Encoder) order(fields []TextField, keys []string) []int {
 	}
 	o := &e.orders[e.nextOrder]
 	e.nextOrder = (e.nextOrder + 1) % len(e.orders)
-	o.keys, o.perm = o.keys[:0], o.perm[:0]
+	o.table, o.idx, o.perm = keys, o.idx[:0], o.perm[:0]
 	for j, f := range fields {
-		o.keys = append(o.keys, keys[f.Key])
+		o.idx = append(o.idx, f.Key)
 		o.perm = append(o.perm, j)
 	}
-	slices.SortFunc(o.perm, func(a, b int) int { return strings.Compare(o.keys[a], o.keys[b]) })
+	slices.SortFunc(o.perm, func(a, b int) int { return strings.Compare(keys[o.idx[a]], keys[o.idx[b]]) })
 	return o.perm
+}
+
+// sameTable reports whether a and b are the same keys table (not just
+// equal ones).
+func sameTable(a, b []string) bool {
+	return len(a) == len(b) && unsafe.SliceData(a) == unsafe.SliceData(b)
 }
 
 // Len is the number of bytes of encoded lines not yet flushed.
