@@ -85,6 +85,9 @@ type rowPlan struct {
 	// fields index: at most one per two bytes of the header, and the
 	// status and count fields, so they fit a uint16.
 	keys []string
+	// wholeRows is set when most columns are kept: a row's text is then
+	// the row copied whole, cheaper than its cells one by one.
+	wholeRows bool
 }
 
 // newRowPlan maps header to Telegraf's schema. Cells Telegraf drops
@@ -126,6 +129,13 @@ func newRowPlan(header []string, keepNames bool, fields filter.Filter) *rowPlan 
 		}
 		p.cols[i] = col
 	}
+	kept := 0
+	for _, c := range p.cols {
+		if c.kind != colSkip {
+			kept++
+		}
+	}
+	p.wholeRows = 2*kept >= len(p.cols)
 	p.serverStatus = p.statusFields(ServerStates, statusFieldPrefix, keep)
 	p.frontendStatus = p.statusFields(FrontendStates, statusFieldPrefix, keep)
 	p.serverCounts = p.statusFields(ServerStates, serverCountPrefix, keep)
@@ -286,6 +296,12 @@ func (s *rowSink) addTag(key, value string) {
 // their value; cells that are not numbers where numbers are due are left
 // out.
 func (s *rowSink) addFields(cells [][]byte) {
+	if s.plan.wholeRows {
+		if rec := recordOf(cells); rec != nil {
+			s.addRecord(cells, rec)
+			return
+		}
+	}
 	for i, c := range cells {
 		if len(c) == 0 {
 			continue
@@ -306,6 +322,44 @@ func (s *rowSink) addFields(cells [][]byte) {
 			s.addText(col.key, lineproto.KindString, c)
 		}
 	}
+}
+
+// addRecord is addFields for a row whose cells are rec cut at its commas:
+// rec is copied once and the fields cut from the copy.
+func (s *rowSink) addRecord(cells [][]byte, rec []byte) {
+	off := len(s.text)
+	s.text = append(s.text, rec...)
+	for i, c := range cells {
+		start := off
+		off += len(c) + 1
+		if len(c) == 0 {
+			continue
+		}
+		col := &s.plan.cols[i]
+		switch col.kind {
+		case colUint:
+			if canonicalUint(c) {
+				s.cut(col.key, lineproto.KindUint, start, len(c))
+			} else if v, ok := parseUint(c); ok {
+				s.addText(col.key, lineproto.KindUint, strconv.AppendUint(s.num[:0], v, 10))
+			}
+		case colInt:
+			if v, ok := parseInt(c); ok {
+				if d := strconv.AppendInt(s.num[:0], v, 10); !bytes.Equal(d, c) {
+					s.addText(col.key, lineproto.KindInt, d)
+					continue
+				}
+				s.cut(col.key, lineproto.KindInt, start, len(c))
+			}
+		case colString:
+			s.cut(col.key, lineproto.KindString, start, len(c))
+		}
+	}
+}
+
+// cut adds a field whose value is n bytes of the row's text at off.
+func (s *rowSink) cut(key uint16, kind byte, off, n int) {
+	s.raw = append(s.raw, lineproto.TextField{Off: uint32(off), Len: uint32(n), Key: key, Kind: kind}) //nolint:gosec // a row is at most MaxLineBytes
 }
 
 // addText adds a field whose value is v's bytes.

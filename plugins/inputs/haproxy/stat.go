@@ -3,9 +3,12 @@ package haproxy
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
+	"unsafe"
 )
 
 // MaxLineBytes caps the length of one line of an answer (a CSV record
@@ -251,15 +254,69 @@ func (s *statReader) joinQuoted(line []byte, complete bool) ([]byte, bool, error
 	}
 }
 
+// commaBytes returns the high bit of each byte of w (little-endian) that
+// is a comma, and no other bit.
+func commaBytes(w uint64) uint64 {
+	const (
+		ones   = 0x0101010101010101
+		low7   = 0x7f7f7f7f7f7f7f7f
+		commas = ',' * ones
+	)
+	x := w ^ commas // a comma is now a zero byte
+	// A byte's high bit in t is set unless the byte is zero: the sum
+	// never carries from one byte into the next.
+	t := ((x & low7) + low7) | x
+	return ^t & (0x80 * ones)
+}
+
+// recordOf returns the cells joined by commas, without copying, when they
+// were cut one after the other from one slice at its commas (a record
+// without quotes): the bytes around and between them are then that
+// record. Otherwise (quoted cells, unquoted elsewhere) it returns nil.
+func recordOf(cells [][]byte) []byte {
+	if len(cells) == 0 {
+		return nil
+	}
+	n := len(cells) - 1
+	for _, c := range cells {
+		n += len(c)
+	}
+	if cap(cells[0]) < n {
+		return nil
+	}
+	rec := cells[0][:n]
+	off := 0
+	for i, c := range cells {
+		if len(c) > 0 && unsafe.SliceData(c) != unsafe.SliceData(rec[off:]) {
+			return nil
+		}
+		off += len(c)
+		if i < len(cells)-1 {
+			if rec[off] != ',' {
+				return nil
+			}
+			off++
+		}
+	}
+	return rec
+}
+
 // split cuts a record into cells on commas, unquoting quoted cells.
 func (s *statReader) split(rec []byte) ([][]byte, error) {
 	cells := s.cells[:0]
 	if bytes.IndexByte(rec, '"') < 0 {
 		// Cells are short (most are a digit or two): one pass over the
-		// bytes costs less than a search call per cell.
-		start := 0
-		for i, c := range rec {
-			if c == ',' {
+		// bytes, eight at a time, costs less than a search call per cell.
+		start, i := 0, 0
+		for ; i+8 <= len(rec); i += 8 {
+			for m := commaBytes(binary.LittleEndian.Uint64(rec[i:])); m != 0; m &= m - 1 {
+				j := i + bits.TrailingZeros64(m)>>3
+				cells = append(cells, rec[start:j])
+				start = j + 1
+			}
+		}
+		for ; i < len(rec); i++ {
+			if rec[i] == ',' {
 				cells = append(cells, rec[start:i])
 				start = i + 1
 			}
