@@ -76,6 +76,7 @@ type serializer struct {
 	parts                []bucketPart
 
 	ts      []byte
+	tail    []byte // " timestamp\n"
 	tags    []byte
 	scratch []byte
 }
@@ -195,6 +196,12 @@ func (s *serializer) appendMetric(dst []byte, m telegraf.Metric, ends *[]int) []
 // digits are the value as appendValue writes it (integers as integers),
 // copied; strings cannot be sent.
 func (s *serializer) appendText(dst []byte, e *seriesEntry, fields []lineproto.TextField, keys []string, text []byte, ends *[]int) []byte {
+	// A Graphite line of a plain field is the metric's path halves around
+	// the field's name, the digits and the metric's " timestamp\n".
+	plainLines := s.format == formatGraphite && e.hasField && e.simple
+	if plainLines {
+		s.tail = append(append(append(s.tail[:0], ' '), s.ts...), '\n')
+	}
 	for i, f := range fields {
 		if f.Kind == lineproto.KindString {
 			s.unusable++
@@ -202,8 +209,21 @@ func (s *serializer) appendText(dst []byte, e *seriesEntry, fields []lineproto.T
 		}
 		start := len(dst)
 		v := text[f.Off : f.Off+f.Len]
-		dst = s.appendPath(dst, e, i, keys[f.Key], s.textField(keys, f.Key))
-		dst = s.finishUnit(dst, start, v, len(v) > 0 && v[0] == '-')
+		fe := s.textField(keys, f.Key)
+		if plainLines && fe.simple && !(e.preDot && fe.firstDot) && !(fe.lastDot && e.postDot) {
+			dst = append(dst, e.sanPre...)
+			dst = append(dst, fe.san...)
+			dst = append(dst, e.sanPost...)
+			dst = append(dst, ' ')
+			dst = append(dst, v...)
+			dst = append(dst, s.tail...)
+			if len(dst)-start > s.maxUnit {
+				dst = s.skip(dst, start)
+			}
+		} else {
+			dst = s.appendPath(dst, e, i, keys[f.Key], fe)
+			dst = s.finishUnit(dst, start, v, len(v) > 0 && v[0] == '-')
+		}
 		if ends != nil && len(dst) > start {
 			*ends = append(*ends, len(dst))
 		}
@@ -236,13 +256,18 @@ func (s *serializer) finishUnit(dst []byte, start int, v []byte, neg bool) []byt
 		dst = append(dst, '\n')
 	}
 	if len(dst)-start > s.maxUnit {
-		s.skipped++
-		if s.skippedExample == "" {
-			s.skippedExample = truncate(string(dst[start:]), 120)
-		}
-		return dst[:start]
+		return s.skip(dst, start)
 	}
 	return dst
+}
+
+// skip drops the unit at dst[start:], too long to send, and counts it.
+func (s *serializer) skip(dst []byte, start int) []byte {
+	s.skipped++
+	if s.skippedExample == "" {
+		s.skippedExample = truncate(string(dst[start:]), 120)
+	}
+	return dst[:start]
 }
 
 // statsdName rewrites, in place, the bytes a statsd name cannot hold: ':'
