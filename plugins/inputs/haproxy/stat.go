@@ -269,10 +269,13 @@ func commaBytes(w uint64) uint64 {
 	return ^t & (0x80 * ones)
 }
 
-// recordOf returns the cells joined by commas, without copying, when they
-// were cut one after the other from one slice at its commas (a record
-// without quotes): the bytes around and between them are then that
-// record. Otherwise (quoted cells, unquoted elsewhere) it returns nil.
+// recordOf returns the cells of a row as split cut them, joined by
+// commas, without copying, when they were cut from one slice at its
+// commas (a row without quotes): that slice. Otherwise it returns nil.
+// split's unquoted cells are the bytes of the record, in order; a quoted
+// one is elsewhere and shorter than it was, so the last cell with bytes
+// is either elsewhere or further into the record than the cells before
+// it add up to: checking that one is enough.
 func recordOf(cells [][]byte) []byte {
 	if len(cells) == 0 {
 		return nil
@@ -285,18 +288,16 @@ func recordOf(cells [][]byte) []byte {
 		return nil
 	}
 	rec := cells[0][:n]
-	off := 0
-	for i, c := range cells {
-		if len(c) > 0 && unsafe.SliceData(c) != unsafe.SliceData(rec[off:]) {
-			return nil
-		}
-		off += len(c)
-		if i < len(cells)-1 {
-			if rec[off] != ',' {
+	end := n
+	for i := len(cells) - 1; i >= 0; i-- {
+		c := cells[i]
+		if len(c) > 0 {
+			if unsafe.SliceData(c) != unsafe.SliceData(rec[end-len(c):]) {
 				return nil
 			}
-			off++
+			break
 		}
+		end--
 	}
 	return rec
 }
