@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -39,19 +38,13 @@ const (
 	exitUsage   = 2 // bad flags or config: nothing was run
 )
 
-// gcPercent is the collector's target unless GOGC says otherwise. A gather
-// makes much short-lived garbage around little live data; collecting at 3x
-// the live heap rather than 2x costs about 8 MB of peak RSS at 1000x10 and
-// saves about a fifth of the CPU (BENCHMARKS.md).
-const gcPercent = 200
-
 func main() {
 	// First of all: from here on no signal, SIGPIPE included, ends the
 	// process before its outputs have delivered or spooled what they hold.
+	// The collector runs at Go's default (GOGC=100): a gather makes almost
+	// no garbage now that rows are carved from recycled arenas, and a
+	// larger target only held more memory (BENCHMARKS.md).
 	sigs := shim.CatchSignals()
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
-	}
 	os.Exit(runWithSignals(context.Background(), sigs, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
