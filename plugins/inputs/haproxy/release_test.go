@@ -1,13 +1,11 @@
 package haproxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,39 +14,12 @@ import (
 
 	"github.com/influxdata/telegraf"
 
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 	_ "github.com/hap-monitor/hap-monitor/plugins/outputs/graphite_statsd"
 )
-
-// serveAnswer serves data on a unix socket to every connection, after its
-// command line.
-func serveAnswer(t *testing.T, data []byte) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "stats.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
-					c.Write(data) //nolint:errcheck // the reader may go
-				}
-			})
-		}
-	})
-	return path
-}
 
 // keepSink is a Graphite receiver that keeps what it reads.
 type keepSink struct {
@@ -117,7 +88,10 @@ func TestReleasedRowsAreNeverUsedAgain(t *testing.T) {
 		t.Skip("1000x10 gathers")
 	}
 	data := readLarge(t)
-	sock := serveAnswer(t, data)
+	// Every connection gets the recorded answer, whatever its command.
+	sock := testbed.NewFakeSocket(t, func(c net.Conn, _ string) {
+		c.Write(data) //nolint:errcheck // the reader may go
+	}).Path
 	sinkA, sinkB := newKeepSink(t), newKeepSink(t)
 	input := fmt.Sprintf("[agent]\n  hostname = \"h\"\n[[inputs.haproxy]]\n  servers = [%q]\n", sock)
 	pipeline := input + fmt.Sprintf("[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"p\"\n", sinkA.ln.Addr())
