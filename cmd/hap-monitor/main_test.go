@@ -287,3 +287,19 @@ func TestAgentLogging(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentLogfileUnwritable checks that a logfile that cannot be opened is
+// a configuration error naming the option, with nothing run.
+func TestAgentLogfileUnwritable(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "agent.conf")
+	text := fmt.Sprintf("[agent]\n  logfile = %q\n[[inputs.haproxy]]\n  servers = [\"/run/nope.sock\"]\n", filepath.Join(dir, "no", "such", "dir", "log"))
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-config", conf, "-test"}, nil, &stdout, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "[agent] logfile:") || stdout.Len() != 0 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 naming [agent] logfile", code, stdout.String(), stderr.String())
+	}
+}

@@ -193,6 +193,12 @@ func TestErrorsHaveOneLine(t *testing.T) {
 		{"[[inputs.config_probe]]\n servers = [\"/a\"]\n namepass = [\"[x\"]\n", `test.conf:3: [[inputs.config_probe]]: namepass: `},
 		{"[[processors.rename]]\n", `test.conf:1: [[processors.rename]]: hap-monitor runs no processors`},
 		{"[[outputs.config_probe]]\n interval = \"5s\"\n", `test.conf:2: [[outputs.config_probe]]: unknown option "interval"`},
+		{"[agent]\n  debug = true\n  quiet = true\n", `test.conf:3: [agent]: quiet cannot be combined with debug`},
+		{"[agent]\n  collection_jitter = \"-1s\"\n", `test.conf:2: [agent]: collection_jitter must not be negative`},
+		{"[[inputs.config_probe]]\n servers = [\"/a\"]\n collection_offset = \"-2s\"\n", `test.conf:3: [[inputs.config_probe]]: collection_offset must not be negative`},
+		{"[[outputs.config_probe]]\n flush_interval = \"-1s\"\n", `test.conf:2: [[outputs.config_probe]]: flush_interval must not be negative`},
+		{"[[outputs.config_probe]]\n metric_batch_size = -3\n", `test.conf:2: [[outputs.config_probe]]: metric_batch_size must not be negative`},
+		{"[agent]\n  logfile_rotation_max_size = \"ten\"\n", `test.conf:2: agent.logfile_rotation_max_size: invalid size`},
 	} {
 		_, err := parse(t, tc.text)
 		if err == nil {
