@@ -43,8 +43,10 @@ func main() {
 	// process before its outputs have delivered or spooled what they hold.
 	// The collector runs at Go's default (GOGC=100): a gather makes almost
 	// no garbage now that rows are carved from recycled arenas, and a
-	// larger target only held more memory (BENCHMARKS.md).
+	// larger target only held more memory (BENCHMARKS.md). Go code runs
+	// on one CPU unless GOMAXPROCS says otherwise (procs.go).
 	sigs := shim.CatchSignals()
+	limitProcs()
 	os.Exit(runWithSignals(context.Background(), sigs, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -217,6 +219,7 @@ func runWithSignals(ctx context.Context, sigs <-chan os.Signal, args []string, s
 	}
 	defer closeLog()
 	cfg.LogIgnored(logger.New(logs, "agent"))
+	logger.New(logs, "agent").Debug(procsInForce())
 	if err := o.runMode(ctx, sigs, cfg, stdin, stdout, logs); err != nil {
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(stderr, "E! %v\n", err)
