@@ -123,6 +123,45 @@ func BenchmarkSerialize(b *testing.B) {
 	b.ReportMetric(float64(b.N)*12000*62/b.Elapsed().Seconds(), "lines/s")
 }
 
+// BenchmarkSerializeText measures serialisation alone of metrics whose
+// fields come as text, as the haproxy input's rows do: every row's keys
+// index one table of field names, as a CSV header's columns.
+func BenchmarkSerializeText(b *testing.B) {
+	o := newTestOutput(b, func(o *GraphiteStatsd) { o.Prefix = "my.system.stats.haproxy" })
+	var table []string
+	column := map[string]uint16{}
+	var metrics []*textMetric
+	for _, m := range haproxyMetrics(1000, 10, time.Unix(1700000000, 0)) {
+		tm := withText(m)
+		for i, f := range tm.raw {
+			k := tm.keys[f.Key]
+			c, ok := column[k]
+			if !ok {
+				c = uint16(len(table))
+				column[k] = c
+				table = append(table, k)
+			}
+			tm.raw[i].Key = c
+		}
+		metrics = append(metrics, tm)
+	}
+	for _, m := range metrics {
+		m.keys = table
+	}
+	var buf []byte
+	for _, m := range metrics {
+		buf = o.ser.appendMetric(buf[:0], m, nil)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, m := range metrics {
+			buf = o.ser.appendMetric(buf[:0], m, nil)
+		}
+	}
+	b.ReportMetric(float64(b.N)*12000*62/b.Elapsed().Seconds(), "lines/s")
+}
+
 // BenchmarkTelegrafSerialize is the same work with Telegraf's serializer,
 // for comparison.
 func BenchmarkTelegrafSerialize(b *testing.B) {
