@@ -524,5 +524,9 @@ func machineSummary() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%d cores %s, %s", runtime.NumCPU(), model, runtime.Version())
+	procs := "GOMAXPROCS unset (hap-monitor runs Go code on one CPU)"
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		procs = "GOMAXPROCS=" + env + " for every process measured"
+	}
+	return fmt.Sprintf("%d cores %s, %s, %s", runtime.NumCPU(), model, runtime.Version(), procs)
 }
