@@ -13,9 +13,10 @@ import (
 // stream (socket, parse, serialise, send) whose stages hand each other
 // work many times per answer, because HAProxy writes its answer a few
 // KiB at a time. With more than one CPU each hand-off wakes another
-// thread, which spins before it sleeps again: on one CPU the same gather
-// costs a quarter less CPU and ends sooner (BENCHMARKS.md), and the
-// monitor never takes more than one CPU from HAProxy.
+// thread, which spins before it sleeps again: on one CPU a cron run
+// (-once) costs a fifth to two fifths less CPU and ends sooner, the execd
+// input a tenth less (BENCHMARKS.md), and the monitor never takes more
+// than one CPU from HAProxy.
 func limitProcs() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
