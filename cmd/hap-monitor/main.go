@@ -219,7 +219,7 @@ func runWithSignals(ctx context.Context, sigs <-chan os.Signal, args []string, s
 	}
 	defer closeLog()
 	cfg.LogIgnored(logger.New(logs, "agent"))
-	logger.New(logs, "agent").Debug(procsInForce())
+	logProcs(logger.New(logs, "agent"))
 	if err := o.runMode(ctx, sigs, cfg, stdin, stdout, logs); err != nil {
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(stderr, "E! %v\n", err)

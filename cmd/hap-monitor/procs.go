@@ -1,9 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"runtime"
+	"strconv"
+
+	"github.com/influxdata/telegraf"
 )
 
 // limitProcs lets Go code run on one CPU at a time unless the GOMAXPROCS
@@ -23,16 +25,22 @@ func limitProcs() {
 	}
 }
 
-// procsInForce says how many CPUs Go code runs on and why, for the debug
-// log.
-func procsInForce() string {
+// logProcs says in the debug log how many CPUs Go code runs on and why,
+// and warns of a GOMAXPROCS that Go ignores.
+func logProcs(log telegraf.Logger) {
 	n := runtime.GOMAXPROCS(0)
 	cpus := "CPUs"
 	if n == 1 {
 		cpus = "CPU"
 	}
-	if env := os.Getenv("GOMAXPROCS"); env != "" {
-		return fmt.Sprintf("Go code runs on %d %s at a time (GOMAXPROCS=%s in the environment)", n, cpus, env)
+	env := os.Getenv("GOMAXPROCS")
+	v, err := strconv.Atoi(env)
+	switch {
+	case env == "":
+		log.Debugf("Go code runs on %d %s at a time (the default; the GOMAXPROCS environment variable sets it)", n, cpus)
+	case err != nil || v < 1:
+		log.Warnf("GOMAXPROCS=%q in the environment is not a positive number: Go ignores it and runs Go code on %d %s at a time", env, n, cpus)
+	default:
+		log.Debugf("Go code runs on %d %s at a time (GOMAXPROCS=%s in the environment)", n, cpus, env)
 	}
-	return fmt.Sprintf("Go code runs on %d %s at a time (the default; the GOMAXPROCS environment variable sets it)", n, cpus)
 }
