@@ -89,15 +89,7 @@ func NewCarbon(t testing.TB) *Carbon {
 func NewCarbonWith(t testing.TB, opts CarbonOptions) *Carbon {
 	t.Helper()
 	c, err := StartCarbonWith(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return c
+	return stopAtEnd(t, c, err)
 }
 
 func startCarbonOnce(ctx context.Context, bin, fetch string, opts CarbonOptions) (c *Carbon, err error) {

@@ -115,15 +115,7 @@ func StartHAProxy(ctx context.Context, opts HAProxyOptions) (*HAProxy, error) {
 func NewHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
 	t.Helper()
 	h, err := StartHAProxy(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := h.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return h
+	return stopAtEnd(t, h, err)
 }
 
 var errAddrInUse = errors.New("address already in use")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -203,4 +205,19 @@ func fileTail(path string) string {
 		return "(no " + filepath.Base(path) + ")"
 	}
 	return tail(data, 1500)
+}
+
+// stopAtEnd is the end of every NewX for tests: it fails t on err, and
+// otherwise closes peer when the test ends, failing t if that fails.
+func stopAtEnd[P io.Closer](t testing.TB, peer P, err error) P {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := peer.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return peer
 }

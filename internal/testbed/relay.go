@@ -79,15 +79,7 @@ func StartRelay(ctx context.Context, caches ...*Carbon) (*Relay, error) {
 func NewRelay(t testing.TB, caches ...*Carbon) *Relay {
 	t.Helper()
 	r, err := StartRelay(context.Background(), caches...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return r
+	return stopAtEnd(t, r, err)
 }
 
 func startRelayOnce(ctx context.Context, bin string, dests []string) (r *Relay, err error) {

@@ -73,15 +73,7 @@ func StartStatsd(ctx context.Context, carbonTCPAddr string, flushInterval time.D
 func NewStatsd(t testing.TB, carbonTCPAddr string) *Statsd {
 	t.Helper()
 	s, err := StartStatsd(context.Background(), carbonTCPAddr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return stopAtEnd(t, s, err)
 }
 
 // installStatsd runs npm install once into CACHE/statsd-VERSION and
