@@ -164,6 +164,8 @@ Flags:
   --verbose
     	same as -debug
 
+Environment: GOMAXPROCS=N lets Go code run on N CPUs at a time (default 1).
+
 Exit status: 0 all gathered and delivered, 1 a run-time failure (the rest was
 still delivered), 2 bad usage or configuration.
 `)

@@ -142,7 +142,8 @@ func TestHelpGoesToStdout(t *testing.T) {
 		if code := run(context.Background(), []string{arg}, nil, &stdout, &stderr); code != exitOK {
 			t.Errorf("%s: exit %d, want 0", arg, code)
 		}
-		if !strings.Contains(stdout.String(), "Usage:") || !strings.Contains(stdout.String(), "-poll_interval_disabled") || stderr.Len() != 0 {
+		if !strings.Contains(stdout.String(), "Usage:") || !strings.Contains(stdout.String(), "-poll_interval_disabled") ||
+			!strings.Contains(stdout.String(), "GOMAXPROCS=N") || stderr.Len() != 0 {
 			t.Errorf("%s: want the whole usage on stdout and nothing on stderr; stdout %q, stderr %q", arg, stdout.String(), stderr.String())
 		}
 	}
