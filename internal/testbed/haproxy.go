@@ -30,6 +30,8 @@ type HAProxyOptions struct {
 	// MasterWorker starts `haproxy -W -S MasterSocket -f CFG`: a master
 	// process with its master CLI, and workers (see haproxy_master.go).
 	MasterWorker bool
+	// Binary is the haproxy to run; empty, HAProxyBinary's.
+	Binary string
 }
 
 // HAProxy is a running haproxy started with `haproxy -f CFG` (daemon, pid
@@ -99,9 +101,12 @@ func StartHAProxy(ctx context.Context, opts HAProxyOptions) (*HAProxy, error) {
 	if opts.Backends > 0 && opts.ServersPerBackend == 0 {
 		return nil, fmt.Errorf("haproxy options: ServersPerBackend must be set with Backends = %d", opts.Backends)
 	}
-	bin, err := findProgram("haproxy", "apt-get install haproxy")
-	if err != nil {
-		return nil, err
+	bin := opts.Binary
+	if bin == "" {
+		var err error
+		if bin, err = HAProxyBinary(ctx); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := withDefaultTimeout(ctx, haproxyStartTimeout)
 	defer cancel()

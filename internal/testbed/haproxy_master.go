@@ -88,36 +88,52 @@ func (h *HAProxy) Processes(ctx context.Context) (Processes, error) {
 	}
 }
 
-// parseProcesses reads a 2.5+ "show proc" answer.
+// parseProcesses reads a "show proc" answer, mapping the columns by the
+// header's names: 2.0 to 2.4 have a <relative PID> column ("[was: 1]" for
+// an old worker) and no "[failed: N]".
 func parseProcesses(out string) (Processes, error) {
 	var p Processes
 	section := ""
+	col := map[string]int{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "#<PID>") {
+			for i, name := range procFields(strings.TrimPrefix(line, "#")) {
+				col[strings.Trim(name, "<>")] = i
+			}
 			continue
 		}
 		if strings.HasPrefix(line, "#") {
 			section = strings.TrimSpace(strings.TrimPrefix(line, "#"))
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) < 3 {
+		failed := -1
+		if i := strings.Index(line, " [failed: "); i >= 0 {
+			rest := line[i+len(" [failed: "):]
+			if j := strings.IndexByte(rest, ']'); j >= 0 {
+				failed, _ = strconv.Atoi(rest[:j])
+				line = line[:i] + rest[j+1:]
+			}
+		}
+		f := procFields(line)
+		iPID, okPID := col["PID"]
+		iRel, okRel := col["reloads"]
+		if !okPID || !okRel {
+			return p, fmt.Errorf("show proc has no header with <PID> and <reloads>: %q", out)
+		}
+		if len(f) <= max(iPID, iRel) {
 			continue
 		}
-		pid, err1 := strconv.Atoi(f[0])
-		reloads, err2 := strconv.Atoi(f[2])
+		pid, err1 := strconv.Atoi(f[iPID])
+		reloads, err2 := strconv.Atoi(f[iRel])
 		if err1 != nil || err2 != nil {
 			return p, fmt.Errorf("show proc line %q", line)
 		}
 		switch {
-		case section == "" && f[1] == "master":
+		case section == "" && strings.Contains(line, " master "):
 			p.Master, p.Reloads = pid, reloads
-			if i := strings.Index(line, "[failed: "); i >= 0 {
-				rest := line[i+len("[failed: "):]
-				p.FailedReloads, _ = strconv.Atoi(rest[:strings.IndexByte(rest, ']')])
-			}
+			p.FailedReloads = max(failed, 0)
 		case section == "workers":
 			p.Current = append(p.Current, pid)
 			p.CurrentReloads = append(p.CurrentReloads, reloads)
@@ -130,6 +146,27 @@ func parseProcesses(out string) (Processes, error) {
 		return p, fmt.Errorf("show proc lists no master: %q", out)
 	}
 	return p, nil
+}
+
+// procFields splits a show proc line on blanks, keeping "<relative PID>"
+// and "[was: 1]" whole.
+func procFields(line string) []string {
+	var out []string
+	for _, f := range strings.Fields(line) {
+		if n := len(out); n > 0 && open(out[n-1]) {
+			out[n-1] += " " + f
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// open reports a token that starts a "<...>" or "[...]" group it does not
+// end.
+func open(tok string) bool {
+	return (strings.HasPrefix(tok, "<") && !strings.HasSuffix(tok, ">")) ||
+		(strings.HasPrefix(tok, "[") && !strings.HasSuffix(tok, "]"))
 }
 
 // Reload reloads HAProxy with the master CLI's "reload" command and
@@ -145,9 +182,7 @@ func (h *HAProxy) Reload(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The master closes the connection as it re-executes itself: the
-	// answer is empty, or the read is cut.
-	_, _ = h.MasterCommand(ctx, "reload")
+	h.SendReload(ctx)
 	for {
 		p, err := h.Processes(ctx)
 		if err != nil {
@@ -167,6 +202,21 @@ func (h *HAProxy) Reload(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("waiting for a new worker after reload on %s: %w", h.MasterSocket, err)
 		}
 	}
+}
+
+// reloadAnswerWait bounds the wait for the answer of "reload": 2.6's
+// master closes the connection as it re-executes itself, 3.x's answers
+// first, 2.2's keeps the connection open without answering.
+const reloadAnswerWait = 2 * time.Second
+
+// SendReload sends "reload" to the master CLI and returns its answer, if
+// it gives one within 2 s (3.0 and later: "Success=1" or "Success=0", then
+// the new worker's startup log); it does not wait for the reload to end.
+func (h *HAProxy) SendReload(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, reloadAnswerWait)
+	defer cancel()
+	out, _ := h.MasterCommand(ctx, "reload")
+	return out
 }
 
 // workerPIDs lists the workers of a master-worker HAProxy, so that Close
