@@ -46,6 +46,8 @@ type HAProxy struct {
 	AuthStatsURL string // same page behind basic auth, user "admin" password "secret"
 	// PID is HAProxy's pid; with MasterWorker, the master's.
 	PID int
+	// Version is what its show info says: "2.6.12-1+deb12u4".
+	Version string
 	// MasterSocket is the master CLI (level admin), with MasterWorker only.
 	MasterSocket string
 
@@ -214,6 +216,9 @@ func (h *HAProxy) waitReady(ctx context.Context) error {
 	for {
 		out, err := h.Command(ctx, "show info")
 		if err == nil && strings.Contains(out, "Pid:") {
+			if _, rest, ok := strings.Cut(out, "\nVersion: "); ok {
+				h.Version, _, _ = strings.Cut(rest, "\n")
+			}
 			return nil
 		}
 		if !processAlive(h.PID) {

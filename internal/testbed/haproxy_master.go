@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -200,6 +203,41 @@ func (h *HAProxy) Reload(ctx context.Context) (int, error) {
 		}
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
 			return 0, fmt.Errorf("waiting for a new worker after reload on %s: %w", h.MasterSocket, err)
+		}
+	}
+}
+
+// FailReload reloads HAProxy with a configuration it refuses (an unknown
+// keyword appended), waits until the master has counted the reload and
+// answers again, then puts the good configuration back. The workers go on
+// as they were; it returns the master's processes after the reload.
+func (h *HAProxy) FailReload(ctx context.Context) (Processes, error) {
+	ctx, cancel := withDefaultTimeout(ctx, commandTimeout)
+	defer cancel()
+	before, err := h.Processes(ctx)
+	if err != nil {
+		return Processes{}, err
+	}
+	cfg := filepath.Join(h.Dir, "haproxy.cfg")
+	good, err := os.ReadFile(cfg)
+	if err != nil {
+		return Processes{}, err
+	}
+	if err := os.WriteFile(cfg, append(slices.Clone(good), "no_such_keyword\n"...), 0o644); err != nil {
+		return Processes{}, err
+	}
+	defer os.WriteFile(cfg, good, 0o644) //nolint:errcheck // best effort; the next read tells
+	h.SendReload(ctx)
+	for {
+		p, err := h.Processes(ctx)
+		if err != nil {
+			return p, err
+		}
+		if p.Reloads > before.Reloads {
+			return p, os.WriteFile(cfg, good, 0o644)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return p, fmt.Errorf("waiting for the master on %s to count a failed reload: %w", h.MasterSocket, err)
 		}
 	}
 }

@@ -63,6 +63,28 @@ type HAProxy struct {
 	// sameProcessLogged remembers the pairs of sockets already reported
 	// as reading the same HAProxy process (see collision.go).
 	sameProcessLogged map[string]bool
+
+	// said holds what is said once for the plugin's lifetime.
+	said *onceSet
+}
+
+// onceSet remembers keys, for what is said once.
+type onceSet struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+// once reports whether key is new, and remembers it: what is said at
+// most once for the plugin's lifetime is said when once is true.
+func (h *HAProxy) once(key string) bool {
+	s := h.said
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys[key] {
+		return false
+	}
+	s.keys[key] = true
+	return true
 }
 
 // SampleConfig returns the plugin's commented sample configuration.
@@ -103,6 +125,7 @@ func (h *HAProxy) Init() error {
 	}
 	h.client = newHTTPClient(tlsCfg)
 	h.commands = buildCommands(h.typeMask, h.Proxies)
+	h.said = &onceSet{keys: make(map[string]bool)}
 	return nil
 }
 
@@ -265,8 +288,11 @@ type serverGather struct {
 	acc telegraf.Accumulator
 	ts  time.Time
 	// pid and uptime are show info's Pid and Uptime_sec: which HAProxy
-	// process answered (0 when not known).
+	// process answered (0 when not known); version its Version.
 	pid, uptime int64
+	version     string
+	// rows counts the rows of show stat emitted.
+	rows int
 }
 
 // readSocket reads "show info", each "show stat" answer, then "show
@@ -275,6 +301,7 @@ type serverGather struct {
 func (g *serverGather) readSocket(lr *lineReader) error {
 	info, err := parseInfo(lr)
 	g.pid, g.uptime = info.process()
+	g.version = info.Version
 	g.addInfo(info)
 	if err != nil {
 		return fmt.Errorf("show info: %w", err)
@@ -337,7 +364,9 @@ func (g *serverGather) readStat(lr *lineReader, processNum string, endOnEOF bool
 		if err == nil {
 			if !sink.add(cells) {
 				bad.add(fmt.Errorf("row %d: unknown row type %q", sr.rows, cells[sink.plan.typeIdx]))
+				continue
 			}
+			g.rows++
 			continue
 		}
 		if errors.Is(err, io.EOF) {

@@ -78,6 +78,16 @@ func (ans *infoAnswer) add(name, value []byte) {
 	}
 }
 
+// field returns the numeric value of one show info line.
+func (ans *infoAnswer) field(name string) (int64, bool) {
+	for _, f := range ans.Fields {
+		if f.Name == name {
+			return f.Value, true
+		}
+	}
+	return 0, false
+}
+
 type notInfoError struct{ first []byte }
 
 func (e *notInfoError) Error() string {

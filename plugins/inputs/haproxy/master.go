@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,12 @@ import (
 //     worker's is not 0 after a failed reload. HAProxy 2.0 to 2.4 print a
 //     <relative PID> column more ("[was: 1]" for an old worker) and no
 //     "[failed: N]"; columns are mapped by the header's names.
+//   - After a failed reload, 2.2 and 3.2 list no worker under "# workers":
+//     the one still serving is under "# old workers" (2.6 and 3.0 keep it
+//     under "# workers"). What a worker says of itself is right on every
+//     version: "Stopping: 0" in its "show info" while it serves, 1 once a
+//     reload has replaced it. So every worker listed as old is asked.
+//   - 2.2's old workers answer "show stat" with its header and no row.
 //   - "@!<pid>" routes what follows to the worker of that pid: as a
 //     command of its own ("@!8600;show info;show stat;show table") it
 //     routes every command after it on the line. The answers are the
@@ -289,23 +296,25 @@ func parseProcUptime(s string) (int64, bool) {
 	return total, true
 }
 
-// oldWorkerTag is the worker tag of an old worker: "old<N>", N its
-// reloads minus the current worker's. So the worker a successful reload
-// replaced is old1, the one before it old2, ...; a failed reload, which
-// every process counts, renames none of them. Without a current worker N
-// is the worker's own reloads.
-func oldWorkerTag(old procEntry, current []procEntry) string {
-	n := old.reloads
-	if len(current) > 0 {
-		ref := current[0].reloads
-		for _, c := range current[1:] {
-			ref = min(ref, c.reloads)
-		}
-		if d := old.reloads - ref; d >= 1 {
-			n = d
-		}
+// oldWorkerTags gives each stopping worker its worker tag, "old<N>": old1
+// for the youngest (the fewest reloads lived through: the worker the last
+// successful reload replaced, if it still runs), old2 for the one before
+// it, and so on. Workers of one generation (nbproc) share their name. A
+// failed reload, which every process counts, renames nobody; a worker
+// that ends moves the older ones up.
+func oldWorkerTags(stopping []procEntry) map[int]string {
+	var gens []int64
+	for _, w := range stopping {
+		gens = append(gens, w.reloads)
 	}
-	return "old" + strconv.FormatInt(max(n, 1), 10)
+	slices.Sort(gens)
+	gens = slices.Compact(gens)
+	tags := make(map[int]string, len(stopping))
+	for _, w := range stopping {
+		n, _ := slices.BinarySearch(gens, w.reloads)
+		tags[w.pid] = "old" + strconv.Itoa(n+1)
+	}
+	return tags
 }
 
 // readStatsSocket reads the answer of "show cli sockets" and returns the
@@ -359,11 +368,12 @@ func (h *HAProxy) gatherMaster(ep endpoint, acc telegraf.Accumulator, col *colli
 		acc.AddError(fmt.Errorf("show proc on %s: %w", ep.name, err))
 		return
 	}
+	serving, stopping := h.workerRoles(ep, procs)
 	macc := acc
 	if col != nil {
 		macc = col.source(ep.name, int64(procs.master.pid), procs.master.uptime).wrap(acc)
 	}
-	h.addMaster(ep, procs, macc, ts)
+	h.addMaster(ep, procs.master, len(serving), len(stopping), macc, ts)
 
 	// The workers' metrics carry the server tag a gather through the
 	// current worker's own stats socket gives them, so that they are the
@@ -372,6 +382,7 @@ func (h *HAProxy) gatherMaster(ep endpoint, acc telegraf.Accumulator, col *colli
 	if statsSocket != "" {
 		wep.tag = statsSocket
 	}
+	tags := oldWorkerTags(stopping)
 	var wg sync.WaitGroup
 	gather := func(w procEntry, worker string) {
 		defer wg.Done()
@@ -379,21 +390,70 @@ func (h *HAProxy) gatherMaster(ep endpoint, acc telegraf.Accumulator, col *colli
 			acc.AddError(err)
 		}
 	}
-	for _, w := range procs.current {
+	for _, w := range serving {
 		wg.Add(1)
 		go gather(w, "")
 	}
-	for _, w := range procs.old {
+	for _, w := range stopping {
 		wg.Add(1)
-		go gather(w, oldWorkerTag(w, procs.current))
+		go gather(w, tags[w.pid])
 	}
 	wg.Wait()
+}
+
+// workerRoles sorts the workers show proc lists into those that serve and
+// those that stop, by what each worker listed as old says of itself
+// ("Stopping" in its show info): 2.2 and 3.2 list the serving worker as
+// old after a failed reload. A worker that does not say (a release without
+// the line, an error) stays where show proc lists it; one the master no
+// longer knows has ended and is left out.
+func (h *HAProxy) workerRoles(ep endpoint, procs procAnswer) (serving, stopping []procEntry) {
+	serving = procs.current
+	type role struct {
+		serves, gone bool
+	}
+	roles := make([]role, len(procs.old))
+	var wg sync.WaitGroup
+	for i, w := range procs.old {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var info infoAnswer
+			_, err := h.queryMaster(ep, "@!"+strconv.Itoa(w.pid)+";show info\n", func(lr *lineReader) error {
+				var err error
+				info, err = parseInfo(lr)
+				return err
+			})
+			var ni *notInfoError
+			switch {
+			case errors.As(err, &ni) && strings.HasPrefix(string(ni.first), "Can't find the target PID"):
+				roles[i].gone = true
+			case err == nil:
+				v, ok := info.field("Stopping")
+				roles[i].serves = ok && v == 0
+			}
+		}()
+	}
+	wg.Wait()
+	for i, w := range procs.old {
+		switch {
+		case roles[i].gone:
+			h.Log.Debugf("%s, worker pid %d: ended since show proc listed it", ep.name, w.pid)
+		case roles[i].serves:
+			h.Log.Debugf("%s: worker pid %d is listed as old but serves (Stopping: 0): gathered as a current worker", ep.name, w.pid)
+			serving = append(slices.Clip(serving), w)
+		default:
+			stopping = append(stopping, w)
+		}
+	}
+	return serving, stopping
 }
 
 // gatherWorker reads one worker through the master, as gatherOne reads a
 // stats socket. Old workers' metrics get the worker tag. An old worker
 // that ended since "show proc" is not an error.
 func (h *HAProxy) gatherWorker(ep endpoint, w procEntry, worker string, acc telegraf.Accumulator, col *collisions) error {
+	master := ep.name
 	who := fmt.Sprintf("worker pid %d", w.pid)
 	if worker != "" {
 		who += " (" + worker + ")"
@@ -409,6 +469,9 @@ func (h *HAProxy) gatherWorker(ep endpoint, w procEntry, worker string, acc tele
 	g := &serverGather{h: h, ep: ep, acc: a, ts: time.Now()}
 	_, err := h.queryMaster(ep, "@!"+strconv.Itoa(w.pid)+";"+h.commands, g.readSocket)
 	if err == nil {
+		if worker != "" && g.rows == 0 && h.once("no rows of old workers: "+master) {
+			h.Log.Infof("%s: HAProxy %s's old workers answer show stat with no rows: only their haproxy_info and haproxy_table are gathered", master, g.version)
+		}
 		return nil
 	}
 	var ni *notInfoError
@@ -470,25 +533,26 @@ func reloadingError(err error) bool {
 		(errors.As(err, &te) && te.Reason == "empty answer")
 }
 
-// addMaster emits the haproxy_master metric of one master.
-func (h *HAProxy) addMaster(ep endpoint, p procAnswer, acc telegraf.Accumulator, ts time.Time) {
+// addMaster emits the haproxy_master metric of one master: its reloads,
+// and its workers counted as workerRoles sorted them.
+func (h *HAProxy) addMaster(ep endpoint, master procEntry, serving, stopping int, acc telegraf.Accumulator, ts time.Time) {
 	m := metric.New("haproxy_master", map[string]string{"server": ep.tag}, nil, ts)
 	add := func(name string, v any) {
 		if h.fields == nil || h.fields.Match(name) {
 			m.AddField(name, v)
 		}
 	}
-	add("reloads", p.master.reloads)
-	if p.master.failed >= 0 {
-		add("failed_reloads", p.master.failed)
+	add("reloads", master.reloads)
+	if master.failed >= 0 {
+		add("failed_reloads", master.failed)
 	}
-	add("workers", int64(len(p.current)))
-	add("old_workers", int64(len(p.old)))
-	if p.master.uptime >= 0 {
-		add("uptime_sec", p.master.uptime)
+	add("workers", int64(serving))
+	add("old_workers", int64(stopping))
+	if master.uptime >= 0 {
+		add("uptime_sec", master.uptime)
 	}
-	if p.master.version != "" {
-		add("version", p.master.version)
+	if master.version != "" {
+		add("version", master.version)
 	}
 	if len(m.FieldList()) > 0 {
 		acc.AddMetric(m)

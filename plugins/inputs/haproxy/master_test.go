@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
 
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/outputs/graphite_statsd"
 )
 
@@ -84,9 +86,9 @@ func TestParseShowProc(t *testing.T) {
 		{"two old workers", procTwoOld, want{master: procEntry{pid: 8392, reloads: 2, failed: 0, uptime: 8, version: "2.6.12-1+deb12u4"},
 			current: []int{8600}, currentReloads: []int64{0}, old: []int{8529, 8393}, oldReloads: []int64{1, 2}, oldTags: []string{"old1", "old2"}}},
 		{"after a failed reload", procFailed, want{master: procEntry{pid: 8392, reloads: 5, failed: 1, uptime: 105, version: "2.6.12-1+deb12u4"},
-			current: []int{12476}, currentReloads: []int64{1}, old: []int{8529}, oldReloads: []int64{4}, oldTags: []string{"old3"}}},
+			current: []int{12476}, currentReloads: []int64{1}, old: []int{8529}, oldReloads: []int64{4}, oldTags: []string{"old1"}}},
 		{"2.0", proc20, want{master: procEntry{pid: 1162, reloads: 5, failed: -1, uptime: 127, version: "2.0-dev7-0124c9-7"},
-			current: []int{1271, 1272}, currentReloads: []int64{0, 0}, old: []int{1233}, oldReloads: []int64{3}, oldTags: []string{"old3"}}},
+			current: []int{1271, 1272}, currentReloads: []int64{0, 0}, old: []int{1233}, oldReloads: []int64{3}, oldTags: []string{"old1"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,8 +118,9 @@ func TestParseShowProc(t *testing.T) {
 				t.Errorf("old %+v, want pids %v reloads %v", p.old, tt.want.old, tt.want.oldReloads)
 			}
 			var tags []string
+			names := oldWorkerTags(p.old)
 			for _, o := range p.old {
-				tags = append(tags, oldWorkerTag(o, p.current))
+				tags = append(tags, names[o.pid])
 			}
 			if !slices.Equal(tags, tt.want.oldTags) {
 				t.Errorf("old worker tags %v, want %v", tags, tt.want.oldTags)
@@ -232,10 +235,16 @@ func TestMasterGlob(t *testing.T) {
 
 // fakeMaster answers as a HAProxy 2.6.12 master CLI does: "show proc"
 // with procs, and the recorded 2.6.12 answer for "@!<pid>" of a known
-// pid; "Can't find the target PID ..." otherwise.
-func fakeMaster(t *testing.T, procs string, known ...int) *testbed.FakeSocket {
+// pid, its show info saying "Stopping: 0" for the pids of serving and
+// "Stopping: 1" for the others; "Can't find the target PID ..." for a pid
+// not known.
+func fakeMaster(t *testing.T, procs string, serving []int, known ...int) *testbed.FakeSocket {
 	t.Helper()
 	answer := readTestdata(t, "haproxy-2.6.12.txt")
+	stopping := bytes.Replace(answer, []byte("\nStopping: 0\n"), []byte("\nStopping: 1\n"), 1)
+	if bytes.Equal(stopping, answer) {
+		t.Fatal("the recorded answer has no Stopping: 0 line")
+	}
 	return testbed.NewFakeSocket(t, func(c net.Conn, cmd string) {
 		if strings.HasPrefix(cmd, "show proc;") {
 			fmt.Fprint(c, procs+"# socket lvl processes\nunix@/run/haproxy/admin.sock admin all\nsockpair@4 admin all\n\n")
@@ -243,18 +252,21 @@ func fakeMaster(t *testing.T, procs string, known ...int) *testbed.FakeSocket {
 		}
 		pid, _, _ := strings.Cut(strings.TrimPrefix(cmd, "@!"), ";")
 		n, _ := strconv.Atoi(pid)
-		if !slices.Contains(known, n) {
+		switch {
+		case !slices.Contains(known, n):
 			fmt.Fprintf(c, "Can't find the target PID matching the prefix '@!%s'\n", pid)
-			return
+		case slices.Contains(serving, n):
+			c.Write(answer) //nolint:errcheck // test fake
+		default:
+			c.Write(stopping) //nolint:errcheck // test fake
 		}
-		c.Write(answer) //nolint:errcheck // test fake
 	})
 }
 
 // TestMasterCommands checks what is written to a master CLI: "show proc"
 // and show commands routed to a worker by "@", nothing else.
 func TestMasterCommands(t *testing.T) {
-	fake := fakeMaster(t, procTwoOld, 8600, 8529, 8393)
+	fake := fakeMaster(t, procTwoOld, []int{8600}, 8600, 8529, 8393)
 	h := newPlugin(t, &HAProxy{Servers: []string{"master:" + fake.Path}, Types: []string{"server"}})
 	ms, errs := gather(t, h)
 	if len(errs) > 0 {
@@ -263,7 +275,9 @@ func TestMasterCommands(t *testing.T) {
 	cmds := fake.Commands()
 	sort.Strings(cmds)
 	want := []string{
+		"@!8393;show info\n",
 		"@!8393;show info;show stat -1 4 -1;show table\n",
+		"@!8529;show info\n",
 		"@!8529;show info;show stat -1 4 -1;show table\n",
 		"@!8600;show info;show stat -1 4 -1;show table\n",
 		"show proc;@1 show cli sockets\n",
@@ -285,7 +299,7 @@ func TestMasterCommands(t *testing.T) {
 // TestMasterWorkerGone: an old worker that ended between "show proc" and
 // its query is not an error; a current one is, naming its pid.
 func TestMasterWorkerGone(t *testing.T) {
-	fake := fakeMaster(t, procTwoOld, 8600, 8529) // 8393 is gone
+	fake := fakeMaster(t, procTwoOld, []int{8600}, 8600, 8529) // 8393 is gone
 	h := newPlugin(t, &HAProxy{Servers: []string{"master:" + fake.Path}})
 	ms, errs := gather(t, h)
 	if len(errs) > 0 {
@@ -295,12 +309,131 @@ func TestMasterWorkerGone(t *testing.T) {
 		t.Errorf("%d haproxy_info metrics, want the 2 workers left", n)
 	}
 
-	fake = fakeMaster(t, procTwoOld, 8529, 8393) // the current worker is gone
+	fake = fakeMaster(t, procTwoOld, []int{8600}, 8529, 8393) // the current worker is gone
 	h = newPlugin(t, &HAProxy{Servers: []string{"master:" + fake.Path}})
 	_, errs = gather(t, h)
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "master:"+fake.Path+", worker pid 8600") ||
 		!strings.Contains(errs[0].Error(), "no longer knows") {
 		t.Errorf("the current worker gone: errors %v, want one naming the master and pid 8600", errs)
+	}
+}
+
+// TestMasterServingWorker: whatever show proc lists, the worker that
+// serves is the one that says so ("Stopping: 0" in its show info), and
+// the old workers are named by their rank among the workers that stop.
+func TestMasterServingWorker(t *testing.T) {
+	// After a good reload, a failed one: 3.2 and 2.2 list the serving
+	// worker (8600) among the old ones, 2.6 and 3.0 as current.
+	const proc32 = `#<PID>          <type>          <reloads>       <uptime>        <version>
+8392            master          2 [failed: 1]   0d00h00m02s     3.2.26-1
+# workers
+# old workers
+8600            worker          1               0d00h00m02s     3.2.26-1
+8529            worker          2               0d00h00m02s     3.2.26-1
+
+`
+	const proc22 = `#<PID>          <type>          <relative PID>  <reloads>       <uptime>        <version>
+8392            master          0               2               0d00h00m03s     2.2.9-2+deb11u6
+# workers
+# old workers
+8600            worker          [was: 1]        1               0d00h00m02s     2.2.9-2+deb11u6
+8529            worker          [was: 1]        2               0d00h00m03s     2.2.9-2+deb11u6
+# programs
+
+`
+	const proc26 = `#<PID>          <type>          <reloads>       <uptime>        <version>
+8392            master          2 [failed: 1]   0d00h00m02s     2.6.12-1+deb12u4
+# workers
+8600            worker          1               0d00h00m02s     2.6.12-1+deb12u4
+# old workers
+8529            worker          2               0d00h00m02s     2.6.12-1+deb12u4
+# programs
+
+`
+	// Then a good reload (8700): the worker it replaced is old1, the one
+	// before it old2.
+	const procNext = `#<PID>          <type>          <reloads>       <uptime>        <version>
+8392            master          3 [failed: 0]   0d00h00m03s     3.2.26-1
+# workers
+8700            worker          0               0d00h00m00s     3.2.26-1
+# old workers
+8600            worker          2               0d00h00m03s     3.2.26-1
+8529            worker          3               0d00h00m03s     3.2.26-1
+
+`
+	tests := []struct {
+		name            string
+		procs           string
+		serving         []int
+		current         int
+		old             map[string]int // worker tag -> pid
+		workers, oldWks int64
+	}{
+		{"3.2 after a failed reload", proc32, []int{8600}, 8600, map[string]int{"old1": 8529}, 1, 1},
+		{"2.2 after a failed reload", proc22, []int{8600}, 8600, map[string]int{"old1": 8529}, 1, 1},
+		{"2.6 after a failed reload", proc26, []int{8600}, 8600, map[string]int{"old1": 8529}, 1, 1},
+		{"the next good reload", procNext, []int{8700}, 8700, map[string]int{"old1": 8600, "old2": 8529}, 1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := fakeMaster(t, tt.procs, tt.serving, 8700, 8600, 8529)
+			h := newPlugin(t, &HAProxy{Servers: []string{"master:" + fake.Path}})
+			ms, errs := gather(t, h)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			m := find(ms, "haproxy_master", nil)
+			if m == nil {
+				t.Fatal("no haproxy_master")
+			}
+			if w, _ := m.GetField("workers"); w != tt.workers {
+				t.Errorf("workers = %v, want %d", w, tt.workers)
+			}
+			if w, _ := m.GetField("old_workers"); w != tt.oldWks {
+				t.Errorf("old_workers = %v, want %d", w, tt.oldWks)
+			}
+			// The recorded answer's Pid is the same for every worker: who
+			// is who is told by the commands each tag's gather sent.
+			if n := count(withWorker(ms, ""), "haproxy_info"); n != 1 {
+				t.Errorf("%d untagged haproxy_info metrics, want the serving worker's", n)
+			}
+			tags := map[string]bool{}
+			for _, m := range ms {
+				if w, ok := m.GetTag("worker"); ok {
+					tags[w] = true
+				}
+			}
+			if len(tags) != len(tt.old) {
+				t.Errorf("worker tags %v, want %v", tags, tt.old)
+			}
+			for tag := range tt.old {
+				if n := count(withWorker(ms, tag), "haproxy_info"); n != 1 {
+					t.Errorf("%d haproxy_info metrics tagged %s, want 1", n, tag)
+				}
+			}
+			want := []string{"@!" + strconv.Itoa(tt.current) + ";show info;show stat;show table\n"}
+			for _, pid := range tt.old {
+				want = append(want, "@!"+strconv.Itoa(pid)+";show info;show stat;show table\n")
+			}
+			for _, c := range want {
+				if !slices.Contains(fake.Commands(), c) {
+					t.Errorf("no %q among the commands %q", c, fake.Commands())
+				}
+			}
+		})
+	}
+	// The names follow the ranks: check them against the pids directly.
+	p, err := parseShowProc(newLineReader(strings.NewReader(procNext)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := oldWorkerTags(p.old); got[8600] != "old1" || got[8529] != "old2" {
+		t.Errorf("oldWorkerTags = %v, want 8600 old1 and 8529 old2", got)
+	}
+	// nbproc: the workers of one generation share their name.
+	two := []procEntry{{pid: 1, reloads: 1}, {pid: 2, reloads: 1}, {pid: 3, reloads: 4}}
+	if got := oldWorkerTags(two); got[1] != "old1" || got[2] != "old1" || got[3] != "old2" {
+		t.Errorf("oldWorkerTags of two generations = %v", got)
 	}
 }
 
@@ -462,9 +595,13 @@ func withWorker(ms []telegraf.Metric, worker string) []telegraf.Metric {
 	return out
 }
 
-// TestIntegrationMasterWorker runs a real master-worker HAProxy, keeps a
-// TCP session open on its worker, reloads it through the master CLI, and
-// gathers both workers through the master.
+// TestIntegrationMasterWorker runs a real master-worker HAProxy through
+// the sequence an operator goes through: a session held on the first
+// worker, a good reload, a session held on the second worker, a failed
+// reload, another good reload. At each step the serving worker is
+// untagged (whatever show proc lists: 2.2 and 3.2 list it as old after a
+// failed reload), the others are old1, old2 ... from the youngest, and
+// haproxy_master counts them so.
 func TestIntegrationMasterWorker(t *testing.T) {
 	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: `backend sticky
 	stick-table type ip size 1m expire 10m store gpc0
@@ -474,8 +611,26 @@ func TestIntegrationMasterWorker(t *testing.T) {
 	if out, err := hp.Command(ctx, "set table sticky key 10.0.0.1 data.gpc0 1"); err != nil || strings.TrimSpace(out) != "" {
 		t.Fatalf("set table: %q %v", out, err)
 	}
-	master := newPlugin(t, &HAProxy{Servers: []string{"master:" + hp.MasterSocket}})
+	var logs testbed.SyncBuffer
+	master := newPlugin(t, &HAProxy{Servers: []string{"master:" + hp.MasterSocket},
+		Log: logger.New(logger.NewSink(&logs, telegraf.Debug), "inputs.haproxy")})
 	direct := newPlugin(t, &HAProxy{Servers: []string{hp.AdminSocket}})
+	// 2.2's old workers answer show stat with its header only; the
+	// releases after it give their every row.
+	oldRows := !strings.HasPrefix(hp.Version, "2.2.")
+	// 2.2's show proc has no failed-reload count.
+	failedCount := func(n int64) map[string]int64 {
+		if !oldRows {
+			return nil
+		}
+		return map[string]int64{"failed_reloads": n}
+	}
+	counts := func(m map[string]int64, more map[string]int64) map[string]int64 {
+		for k, v := range more {
+			m[k] = v
+		}
+		return m
+	}
 
 	// One worker: the master gives exactly the series, and the Graphite
 	// paths, of the worker's own stats socket.
@@ -492,19 +647,21 @@ func TestIntegrationMasterWorker(t *testing.T) {
 		t.Errorf("series through the master:\n%v\nthrough the admin socket:\n%v", got, want)
 	}
 	samePaths(t, "Graphite paths through the master and the admin socket", withWorker(viaMaster, ""), viaSocket)
-	checkMaster(t, viaMaster, hp.MasterSocket, map[string]int64{"reloads": 0, "failed_reloads": 0, "workers": 1, "old_workers": 0})
+	checkMaster(t, viaMaster, hp, counts(map[string]int64{"reloads": 0, "workers": 1, "old_workers": 0}, failedCount(0)))
 
-	// A session on the worker, then a reload: the worker stays, old.
-	held, err := hp.HoldConnection(ctx)
+	// A session on the first worker, then a good reload: it stays, old1.
+	first, err := hp.HoldConnection(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	defer first.Close()
 	before, err := hp.Processes(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hp.Reload(ctx); err != nil {
+	firstPID := before.Current[0]
+	secondPID, err := hp.Reload(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// The new worker starts from the configuration: an entry in its table.
@@ -515,11 +672,10 @@ func TestIntegrationMasterWorker(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	checkMaster(t, ms, hp.MasterSocket, map[string]int64{"reloads": 1, "failed_reloads": 0, "workers": 1, "old_workers": 1})
+	checkMaster(t, ms, hp, counts(map[string]int64{"reloads": 1, "workers": 1, "old_workers": 1}, failedCount(0)))
 	current, old := withWorker(ms, ""), withWorker(ms, "old1")
 	checkScenario(t, current, hp.AdminSocket)
-	// The old worker has every row, table and info of the current one;
-	// it no longer listens: its frontends are stopped.
+	checkWorkers(t, "after a good reload", ms, map[string]int{"": secondPID, "old1": firstPID})
 	rows := func(ms []telegraf.Metric) []string {
 		var out []string
 		for _, m := range ms {
@@ -531,39 +687,40 @@ func TestIntegrationMasterWorker(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
-	if got, want := rows(old), rows(current); !slices.Equal(got, want) {
-		t.Errorf("old1 worker's metrics:\n%v\ncurrent worker's:\n%v", got, want)
-	}
-	for _, px := range []string{testbed.ScenarioFrontend, testbed.ScenarioTCP} {
-		if m := row(old, px, "FRONTEND"); m != nil {
-			checkStatus(t, m, FrontendStates, StateStop)
+	if oldRows {
+		// The old worker has every row, table and info of the current one;
+		// it no longer listens: its frontends are stopped.
+		if got, want := rows(old), rows(current); !slices.Equal(got, want) {
+			t.Errorf("old1 worker's metrics:\n%v\ncurrent worker's:\n%v", got, want)
+		}
+		for _, px := range []string{testbed.ScenarioFrontend, testbed.ScenarioTCP} {
+			if m := row(old, px, "FRONTEND"); m != nil {
+				checkStatus(t, m, FrontendStates, StateStop)
+			}
+		}
+		// The session is on the old worker: its TCP frontend holds it,
+		// the current one's none.
+		scur := func(ms []telegraf.Metric) any {
+			v, _ := row(ms, testbed.ScenarioTCP, "FRONTEND").GetField("scur")
+			return v
+		}
+		if scur(old) != uint64(1) || scur(current) != uint64(0) {
+			t.Errorf("db_tcp-1 FRONTEND scur: old1 %v, current %v; want 1 and 0", scur(old), scur(current))
+		}
+	} else {
+		// Only its info and tables, said once.
+		if got := rows(old); len(got) != 2 || count(old, "haproxy_info") != 1 || count(old, "haproxy_table") != 1 {
+			t.Errorf("old1 worker of %s: %v, want its haproxy_info and haproxy_table", hp.Version, got)
+		}
+		if _, errs := gather(t, master); len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		if n := strings.Count(logs.String(), "I! [inputs.haproxy] master:"+hp.MasterSocket+": HAProxy "+hp.Version+"'s old workers answer show stat with no rows"); n != 1 {
+			t.Errorf("two gathers said %d times that old workers give no rows, want once:\n%s", n, logs.String())
 		}
 	}
-	for name, w := range map[string][]telegraf.Metric{"current": current, "old1": old} {
-		if n := count(w, "haproxy_info"); n != 1 {
-			t.Errorf("%s worker: %d haproxy_info metrics", name, n)
-		}
-	}
-	if len(current)+len(old)+1 != len(ms) {
-		t.Errorf("%d metrics, want the current worker's %d, the old one's %d and haproxy_master", len(ms), len(current), len(old))
-	}
-	pid := func(ms []telegraf.Metric) any {
-		v, _ := find(ms, "haproxy_info", nil).GetField("Pid")
-		return v
-	}
-	if got := pid(old); got != int64(before.Current[0]) {
-		t.Errorf("old1 is pid %v, want the worker before the reload, %d", got, before.Current[0])
-	}
-	// The session is on the old worker: its TCP frontend holds it, the
-	// current one's none. A stopping worker empties its stick tables; the
-	// current one has the entry set since.
-	scur := func(ms []telegraf.Metric) any {
-		v, _ := row(ms, testbed.ScenarioTCP, "FRONTEND").GetField("scur")
-		return v
-	}
-	if scur(old) != uint64(1) || scur(current) != uint64(0) {
-		t.Errorf("db_tcp-1 FRONTEND scur: old1 %v, current %v; want 1 and 0", scur(old), scur(current))
-	}
+	// A stopping worker empties its stick tables; the current one has
+	// the entry set since.
 	used := func(ms []telegraf.Metric) any {
 		v, _ := find(ms, "haproxy_table", map[string]string{"table": "sticky"}).GetField("used")
 		return v
@@ -579,7 +736,11 @@ func TestIntegrationMasterWorker(t *testing.T) {
 			t.Errorf("path %s is both the current and the old worker's", p)
 		}
 	}
-	for _, p := range []string{"p.lb1.1.old1.db_tcp-1.FRONTEND.scur", "p.lb1.1.old1.Pid", "p.lb1.1.old1.haproxy_table.sticky.used"} {
+	wantOld := []string{"p.lb1.1.old1.Pid", "p.lb1.1.old1.haproxy_table.sticky.used"}
+	if oldRows {
+		wantOld = append(wantOld, "p.lb1.1.old1.db_tcp-1.FRONTEND.scur")
+	}
+	for _, p := range wantOld {
 		if !oldPaths[p] {
 			t.Errorf("old worker: no path %s", p)
 		}
@@ -598,62 +759,62 @@ func TestIntegrationMasterWorker(t *testing.T) {
 	}
 	samePaths(t, "after the reload, Graphite paths of the current worker and the admin socket", current, viaSocket)
 
-	// A failed reload: the master counts it, the workers keep their names.
-	cfg := filepath.Join(hp.Dir, "haproxy.cfg")
-	good, err := os.ReadFile(cfg)
+	// A session on the second worker, then a failed reload: the master
+	// counts it, and nobody is renamed: the second worker serves, the
+	// first is old1.
+	second, err := hp.HoldConnection(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cfg, append(slices.Clone(good), "no_such_keyword\n"...), 0o644); err != nil {
+	defer second.Close()
+	if _, err := hp.FailReload(ctx); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := hp.MasterCommand(ctx, "reload"); err != nil {
-		t.Log(err) // the master closes the connection as it re-executes
-	}
-	for {
-		p, err := hp.Processes(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.FailedReloads > 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	ms, errs = gather(t, master)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	checkMaster(t, ms, hp.MasterSocket, map[string]int64{"reloads": 2, "failed_reloads": 1, "workers": 1, "old_workers": 1})
+	checkMaster(t, ms, hp, counts(map[string]int64{"reloads": 2, "workers": 1, "old_workers": 1}, failedCount(1)))
+	checkWorkers(t, "after a failed reload", ms, map[string]int{"": secondPID, "old1": firstPID})
 	if len(withWorker(ms, "old1")) != len(old) || len(withWorker(ms, "")) != len(current) {
 		t.Errorf("after a failed reload: %d metrics of old1, %d of the current worker; want %d and %d",
 			len(withWorker(ms, "old1")), len(withWorker(ms, "")), len(old), len(current))
 	}
-	if err := os.WriteFile(cfg, good, 0o644); err != nil {
+	samePaths(t, "after a failed reload, Graphite paths of the serving worker before and after", current, withWorker(ms, ""))
+
+	// Another good reload: the second worker is old1, the first old2.
+	thirdPID, err := hp.Reload(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
+	ms, errs = gather(t, master)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	checkMaster(t, ms, hp, counts(map[string]int64{"reloads": 3, "workers": 1, "old_workers": 2}, failedCount(0)))
+	checkWorkers(t, "after the next good reload", ms, map[string]int{"": thirdPID, "old1": secondPID, "old2": firstPID})
 
 	// A gather right after a reload: the master refuses connections for a
 	// moment while it re-executes itself; that is no error.
-	if _, err := hp.MasterCommand(ctx, "reload"); err != nil {
-		t.Log(err)
-	}
+	hp.SendReload(ctx)
 	_, errs = gather(t, master)
 	if len(errs) > 0 {
 		t.Errorf("gather right after a reload: %v", errs)
 	}
 
-	// The session ends: the old workers leave, and with them their series.
-	if err := held.Err(); err != nil {
-		t.Errorf("the held session ended early: %v", err)
+	// The sessions end: the old workers leave, and with them their series.
+	for _, held := range []*testbed.HeldConnection{first, second} {
+		if err := held.Err(); err != nil {
+			t.Errorf("a held session ended early: %v", err)
+		}
+		held.Close()
 	}
-	held.Close()
 	for {
 		p, err := hp.Processes(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(p.Old) == 0 {
+		if len(p.Old) == 0 && len(p.Current) == 1 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -662,20 +823,43 @@ func TestIntegrationMasterWorker(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	checkMaster(t, ms, hp.MasterSocket, map[string]int64{"reloads": 3, "failed_reloads": 0, "workers": 1, "old_workers": 0})
+	checkMaster(t, ms, hp, counts(map[string]int64{"reloads": 4, "workers": 1, "old_workers": 0}, failedCount(0)))
 	if n := count(ms, "haproxy_info"); n != 1 {
 		t.Errorf("%d haproxy_info metrics once the old workers left, want 1", n)
 	}
 }
 
-// checkMaster asserts the haproxy_master metric's tags and counts.
-func checkMaster(t *testing.T, ms []telegraf.Metric, masterSocket string, want map[string]int64) {
+// checkWorkers asserts which process each worker tag's haproxy_info
+// comes from ("" the untagged, serving worker) and that there are no
+// other tags.
+func checkWorkers(t *testing.T, when string, ms []telegraf.Metric, want map[string]int) {
+	t.Helper()
+	got := map[string]int{}
+	for _, m := range ms {
+		if m.Name() != "haproxy_info" {
+			continue
+		}
+		w, _ := m.GetTag("worker")
+		pid, _ := m.GetField("Pid")
+		if _, dup := got[w]; dup {
+			t.Errorf("%s: two haproxy_info metrics of worker %q", when, w)
+		}
+		got[w] = int(pid.(int64))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s: workers (tag: pid) %v, want %v", when, got, want)
+	}
+}
+
+// checkMaster asserts the haproxy_master metric's tags and counts, and
+// that its version is the HAProxy's.
+func checkMaster(t *testing.T, ms []telegraf.Metric, hp *testbed.HAProxy, want map[string]int64) {
 	t.Helper()
 	if n := count(ms, "haproxy_master"); n != 1 {
 		t.Fatalf("%d haproxy_master metrics", n)
 	}
 	m := find(ms, "haproxy_master", nil)
-	if got := fmt.Sprint(m.Tags()); got != fmt.Sprint(map[string]string{"server": masterSocket}) {
+	if got := fmt.Sprint(m.Tags()); got != fmt.Sprint(map[string]string{"server": hp.MasterSocket}) {
 		t.Errorf("haproxy_master tags %s", got)
 	}
 	for k, v := range want {
@@ -686,7 +870,7 @@ func checkMaster(t *testing.T, ms []telegraf.Metric, masterSocket string, want m
 	if up, ok := m.GetField("uptime_sec"); !ok || up.(int64) < 0 {
 		t.Errorf("haproxy_master uptime_sec = %v", up)
 	}
-	if v, _ := m.GetField("version"); !strings.HasPrefix(fmt.Sprint(v), "2.") {
-		t.Errorf("haproxy_master version = %v", v)
+	if v, _ := m.GetField("version"); v != hp.Version {
+		t.Errorf("haproxy_master version = %v, want %s", v, hp.Version)
 	}
 }
