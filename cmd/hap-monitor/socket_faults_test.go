@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -229,4 +230,75 @@ func TestHAProxyRestartBetweenGathers(t *testing.T) {
 		t.Errorf("exit %d after stdin closed", code)
 	}
 	noPanic(t, p.stderr.String())
+}
+
+// TestUnknownCommandThroughTheBinary: a socket whose HAProxy lacks "show
+// table" answers it with its usage text (as 2.2.9 prints it); the run
+// keeps its other answers, exits 0, and -debug says once that the command
+// is not sent again, which three gathers of one process check.
+func TestUnknownCommandThroughTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	usage, err := os.ReadFile(filepath.Join("..", "..", "plugins", "inputs", "haproxy", "testdata", "haproxy-2.2.9-usage.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := recordedAnswer(t) // ends with the empty answer of show table
+	noTable := answer[:len(answer)-1] + string(usage)
+	fake := testbed.NewFakeSocket(t, func(c net.Conn, cmd string) {
+		if strings.HasSuffix(cmd, ";show table\n") {
+			io.WriteString(c, noTable) //nolint:errcheck // a fake
+			return
+		}
+		io.WriteString(c, answer[:len(answer)-1]) //nolint:errcheck // a fake
+	})
+	conf := writeFile(t, t.TempDir(), "in.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", fake.Path))
+	stdout, stderr, code := runBinary(t, bin, "", "-config", conf, "-once")
+	if code != 0 || strings.Contains(stderr, "E! ") || strings.Count(stdout, "haproxy,") != 12 || !strings.Contains(stdout, "haproxy_info,") {
+		t.Errorf("-once: exit %d, %d haproxy lines, want 0 and the 12 rows; stderr:\n%s", code, strings.Count(stdout, "haproxy,"), stderr)
+	}
+	// Three gathers of one process, one stdin line each, each read out
+	// before the next is asked for (lines that come together make one).
+	before := len(fake.Commands())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-config", conf, "-debug", "-poll_interval_disabled")
+	var errBuf testbed.SyncBuffer
+	cmd.Stderr = &errBuf
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	lines.Buffer(nil, 1<<20)
+	infos := 0
+	for range 3 {
+		if _, err := io.WriteString(stdin, "\n"); err != nil {
+			t.Fatal(err)
+		}
+		for lines.Scan() && !strings.HasPrefix(lines.Text(), "haproxy_info,") {
+		}
+		infos++
+	}
+	stdin.Close()
+	go io.Copy(io.Discard, out) //nolint:errcheck // the rest
+	err = cmd.Wait()
+	stderr = errBuf.String()
+	say := "D! [inputs.haproxy] " + fake.Path + ": HAProxy (pid 8058) does not have show table (it answered with its usage text)"
+	if err != nil || infos != 3 || strings.Count(stderr, say) != 1 || strings.Contains(stderr, "E! ") {
+		t.Errorf("three gathers: %v, %d haproxy_info lines, want exit 0, 3 and the debug line once; stderr:\n%s", err, infos, stderr)
+	}
+	cmds := fake.Commands()[before:]
+	if want := []string{"show info;show stat;show table\n", "show info;show stat\n", "show info;show stat\n"}; fmt.Sprint(cmds) != fmt.Sprint(want) {
+		t.Errorf("commands %q, want %q", cmds, want)
+	}
 }

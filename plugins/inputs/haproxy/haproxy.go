@@ -66,6 +66,8 @@ type HAProxy struct {
 
 	// said holds what is said once for the plugin's lifetime.
 	said *onceSet
+	// tableless holds the sockets whose HAProxy lacks "show table".
+	tableless *tablelessSockets
 }
 
 // onceSet remembers keys, for what is said once.
@@ -126,6 +128,7 @@ func (h *HAProxy) Init() error {
 	h.client = newHTTPClient(tlsCfg)
 	h.commands = buildCommands(h.typeMask, h.Proxies)
 	h.said = &onceSet{keys: make(map[string]bool)}
+	h.tableless = &tablelessSockets{sockets: make(map[string]int64)}
 	return nil
 }
 
@@ -266,7 +269,9 @@ func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator, src *seriesSo
 		err = queryHTTP(ctx, h.client, ep, h.Username, h.Password, g.readPage)
 	} else {
 		var n int64
-		n, err = querySocket(ctx, ep, h.commands, g.readSocket)
+		var commands string
+		commands, g.noTables = h.commandsFor(ep.name)
+		n, err = querySocket(ctx, ep, commands, g.readSocket)
 		// The connection's deadline may fire a moment before the context's.
 		if err != nil && (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
 			err = fmt.Errorf("%w (timeout %s, %d bytes read)", err, h.Timeout, n)
@@ -293,6 +298,8 @@ type serverGather struct {
 	version     string
 	// rows counts the rows of show stat emitted.
 	rows int
+	// noTables tells that "show table" was not asked.
+	noTables bool
 }
 
 // readSocket reads "show info", each "show stat" answer, then "show
@@ -306,6 +313,7 @@ func (g *serverGather) readSocket(lr *lineReader) error {
 	if err != nil {
 		return fmt.Errorf("show info: %w", err)
 	}
+	g.h.processSeen(g.ep.name, g.pid)
 	n := max(1, len(g.h.Proxies))
 	var errs []error
 	for i := 0; i < n; i++ {
@@ -320,7 +328,13 @@ func (g *serverGather) readSocket(lr *lineReader) error {
 			return errors.Join(errs...) // out of step: the rest cannot be read
 		}
 	}
-	if err := g.readTables(lr, info.ProcessNum); err != nil {
+	if g.noTables {
+		return errors.Join(errs...)
+	}
+	switch err := g.readTables(lr, info.ProcessNum); {
+	case errors.Is(err, errUnknownCommand):
+		g.h.tablesUnknown(g.ep.name, g.pid)
+	case err != nil:
 		errs = append(errs, fmt.Errorf("show table: %w", err))
 	}
 	return errors.Join(errs...)

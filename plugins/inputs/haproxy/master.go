@@ -467,7 +467,9 @@ func (h *HAProxy) gatherWorker(ep endpoint, w procEntry, worker string, acc tele
 		a = &tagAccumulator{Accumulator: a, key: "worker", value: worker}
 	}
 	g := &serverGather{h: h, ep: ep, acc: a, ts: time.Now()}
-	_, err := h.queryMaster(ep, "@!"+strconv.Itoa(w.pid)+";"+h.commands, g.readSocket)
+	var commands string
+	commands, g.noTables = h.commandsFor(ep.name)
+	_, err := h.queryMaster(ep, "@!"+strconv.Itoa(w.pid)+";"+commands, g.readSocket)
 	if err == nil {
 		if worker != "" && g.rows == 0 && h.once("no rows of old workers: "+master) {
 			h.Log.Infof("%s: HAProxy %s's old workers answer show stat with no rows: only their haproxy_info and haproxy_table are gathered", master, g.version)
