@@ -581,6 +581,9 @@ func withWorker(ms []telegraf.Metric, worker string) []telegraf.Metric {
 // failed reload), the others are old1, old2 ... from the youngest, and
 // haproxy_master counts them so.
 func TestIntegrationMasterWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs HAProxy (apt-get install haproxy, or ./scripts/test)")
+	}
 	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: `backend sticky
 	stick-table type ip size 1m expire 10m store gpc0
 `})

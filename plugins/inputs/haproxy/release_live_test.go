@@ -90,6 +90,9 @@ func recordedReleases(t testing.TB) []string {
 // under "# workers" and "# old workers". So the table tests on the
 // recordings speak of the real release.
 func TestLiveAnswersAsRecorded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs HAProxy (apt-get install haproxy, or ./scripts/test)")
+	}
 	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: `backend sticky
 	stick-table type ip size 1m expire 10m store gpc0
 `})
