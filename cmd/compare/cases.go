@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +23,8 @@ type binaries struct {
 	HapMonitor, Telegraf string
 	// Baseline is an earlier hap-monitor build to compare -once with.
 	Baseline string
+	// HAProxy is the haproxy measured.
+	HAProxy string
 }
 
 func buildBinaries(ctx context.Context, withTelegraf bool) (binaries, error) {
@@ -65,6 +68,7 @@ const (
 	caseTest         = "hap-monitor -test"
 	caseExecd        = "hap-monitor execd input, per gather"
 	caseOnce         = "hap-monitor -once, every field"
+	caseExclude      = "hap-monitor -once, fieldexclude"
 	caseOriginal     = "hap-monitor, original's command line"
 	caseBaseOnce     = "baseline -once, every field"
 	caseBaseOriginal = "baseline, original's command line"
@@ -73,8 +77,10 @@ const (
 	caseTelegrafOnce = "telegraf --once"
 )
 
-func measureSize(ctx context.Context, bins binaries, sz size, runs, execdGathers int, checks bool) (*sizeResult, error) {
-	h, err := testbed.StartHAProxy(ctx, testbed.HAProxyOptions{Backends: sz.Backends, ServersPerBackend: sz.Servers, Checks: checks})
+func measureSize(ctx context.Context, bins binaries, sz size, opts options, checks bool) (*sizeResult, error) {
+	runs, execdGathers := opts.runs, opts.execdGathers
+	h, err := testbed.StartHAProxy(ctx, testbed.HAProxyOptions{Backends: sz.Backends, ServersPerBackend: sz.Servers, Checks: checks,
+		Binary: bins.HAProxy})
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +96,7 @@ func measureSize(ctx context.Context, bins binaries, sz size, runs, execdGathers
 	}
 	defer os.RemoveAll(dir)
 
-	cases, err := makeCases(ctx, dir, bins, h, sink, execdGathers)
+	cases, err := makeCases(ctx, dir, bins, h, sink, execdGathers, opts.fieldExclude)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +128,14 @@ func measureSize(ctx context.Context, bins binaries, sz size, runs, execdGathers
 	return res, nil
 }
 
-func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProxy, sink *lineSink, execdGathers int) ([]benchCase, error) {
+func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProxy, sink *lineSink, execdGathers int, exclude []string) ([]benchCase, error) {
+	var quoted []string
+	for _, g := range exclude {
+		quoted = append(quoted, strconv.Quote(strings.TrimSpace(g)))
+	}
 	files := map[string]string{
+		"exclude.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n  fieldexclude = [%s]\n\n"+
+			"[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"bench\"\n", h.AdminSocket, strings.Join(quoted, ", "), sink.Addr()),
 		"input.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", h.AdminSocket),
 		"pipeline.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n\n"+
 			"[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"bench\"\n", h.AdminSocket, sink.Addr()),
@@ -153,11 +165,12 @@ func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProx
 				"--backend", sink.Addr()+"::bench", "--type", "G", "--protocol", "tcp", "--sockets", h.AdminSocket))
 		}
 	}
-	once := func(bin string) func(context.Context) sample {
+	onceWith := func(bin, conf string) func(context.Context) sample {
 		return func(ctx context.Context) sample {
-			return delivered(runCommand(ctx, false, bin, "-config", path("pipeline.toml"), "-once"))
+			return delivered(runCommand(ctx, false, bin, "-config", path(conf), "-once"))
 		}
 	}
+	once := func(bin string) func(context.Context) sample { return onceWith(bin, "pipeline.toml") }
 	// The execd input's gathers are told apart by the lines printed:
 	// -test prints as many per gather.
 	var perGather int64
@@ -188,6 +201,9 @@ func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProx
 		benchCase{Name: caseOnce, Kind: "once", Run: once(bins.HapMonitor)},
 		benchCase{Name: caseOriginal, Kind: "original", Run: original(bins.HapMonitor)},
 	)
+	if len(exclude) > 0 {
+		cases = append(cases, benchCase{Name: caseExclude, Kind: "exclude", Run: onceWith(bins.HapMonitor, "exclude.toml")})
+	}
 	if bins.Baseline != "" {
 		cases = append(cases, benchCase{Name: caseBaseOnce, Kind: "baseline", Run: once(bins.Baseline)},
 			benchCase{Name: caseBaseOriginal, Kind: "baseline", Run: original(bins.Baseline)})
@@ -427,6 +443,13 @@ func (r *sizeResult) printTargets(w io.Writer) {
 			fmt.Fprintf(w, "- %s against the baseline build: wall %s vs %s (%.2fx), CPU %s vs %s (%.2fx), peak RSS %.1f vs %.1f MB\n",
 				p[0], dur(v), dur(b), v/b, dur(vc), dur(bc), vc/bc, vr/1e6, br/1e6)
 		}
+	}
+	if r.has(caseOnce) && r.has(caseExclude) {
+		l, le := r.median(caseOnce, linesOf), r.median(caseExclude, linesOf)
+		v, ve := r.median(caseOnce, wallOf), r.median(caseExclude, wallOf)
+		c, ce := r.median(caseOnce, cpuOf), r.median(caseExclude, cpuOf)
+		fmt.Fprintf(w, "- fieldexclude leaves out %.0f of %.0f Graphite lines (%.0f%%): wall %s vs %s (%.2fx), CPU %s vs %s (%.2fx)\n",
+			l-le, l, 100*(l-le)/l, dur(ve), dur(v), ve/v, dur(ce), dur(c), ce/c)
 	}
 	if r.has(caseOnce) && r.has(caseTelegrafOnce) {
 		hm, tg := r.median(caseOnce, wallOf), r.median(caseTelegrafOnce, wallOf)

@@ -7,6 +7,11 @@
 // With -baseline BIN, an earlier build's -once, original's command line
 // and execd input run in the same rounds, so that a change is judged
 // against it on the same machine and moment.
+//
+// -haproxy picks the HAProxy measured: a release the test bed runs
+// (2.2, 2.6, 3.0, 3.2, fetched once from Debian's suites) or a binary's
+// path; the system's by default. -fieldexclude adds a -once case whose
+// input leaves those fields out, to measure what they cost.
 package main
 
 import (
@@ -19,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 func main() {
@@ -28,11 +35,18 @@ func main() {
 	skipTelegraf := flag.Bool("skip-telegraf", false, "leave Telegraf out (it is built on first use, 2-3 minutes cold)")
 	checks := flag.String("checks", "auto", "HAProxy health checks on the generated servers: on, off, or auto (on where HAProxy's descriptors allow: it keeps one per checked server, and the hard limit of open files here may be lower)")
 	baseline := flag.String("baseline", "", "another hap-monitor `binary` (an earlier build) whose -once, original's command line and execd input run beside this one's, interleaved")
+	haproxy := flag.String("haproxy", "", "the HAProxy to measure: a `release` (2.2, 2.6, 3.0, 3.2, fetched from Debian's suites on first use) or an haproxy binary's path; the system's when empty")
+	fieldExclude := flag.String("fieldexclude", "", "also run -once with the input's fieldexclude set to these comma-separated `globs` (\"quic_*,h3*\")")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *sizes, *runs, *execdGathers, !*skipTelegraf, *baseline, *checks); err != nil {
+	opts := options{runs: *runs, execdGathers: *execdGathers, withTelegraf: !*skipTelegraf, baseline: *baseline,
+		checks: *checks, haproxy: *haproxy}
+	if *fieldExclude != "" {
+		opts.fieldExclude = strings.Split(*fieldExclude, ",")
+	}
+	if err := run(ctx, *sizes, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "E!", err)
 		os.Exit(1)
 	}
@@ -76,31 +90,47 @@ func parseSizes(list string) ([]size, error) {
 	return out, nil
 }
 
-func run(ctx context.Context, sizeList string, runs, execdGathers int, withTelegraf bool, baseline, checks string) error {
+// options are the command line's choices.
+type options struct {
+	runs, execdGathers int
+	withTelegraf       bool
+	baseline, checks   string
+	haproxy            string   // as -haproxy gives it
+	fieldExclude       []string // -fieldexclude's globs
+}
+
+func run(ctx context.Context, sizeList string, opts options) error {
 	sizes, err := parseSizes(sizeList)
 	if err != nil {
 		return err
 	}
-	switch checks {
+	switch opts.checks {
 	case "on", "off", "auto":
 	default:
-		return fmt.Errorf("-checks: %q is not on, off or auto", checks)
+		return fmt.Errorf("-checks: %q is not on, off or auto", opts.checks)
 	}
-	if runs < 1 {
+	if opts.runs < 1 {
 		return fmt.Errorf("-runs must be at least 1")
 	}
-	bins, err := buildBinaries(ctx, withTelegraf)
+	bins, err := buildBinaries(ctx, opts.withTelegraf)
 	if err != nil {
 		return err
 	}
-	bins.Baseline = baseline
+	bins.Baseline = opts.baseline
+	if bins.HAProxy, err = testbed.FindHAProxy(ctx, opts.haproxy); err != nil {
+		return fmt.Errorf("-haproxy: %w", err)
+	}
+	version, err := testbed.HAProxyVersionOf(ctx, bins.HAProxy)
+	if err != nil {
+		return fmt.Errorf("-haproxy: %w", err)
+	}
 	host, _ := os.Hostname()
 	fmt.Printf("# hap-monitor comparison, %s\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Printf("Machine: %s, %s. Runs per case: %d (medians). Command: `go run ./cmd/compare %s`\n\n",
-		host, machineSummary(), runs, strings.Join(os.Args[1:], " "))
+	fmt.Printf("Machine: %s, %s. HAProxy %s. Runs per case: %d (medians). Command: `go run ./cmd/compare %s`\n\n",
+		host, machineSummary(), version, opts.runs, strings.Join(os.Args[1:], " "))
 	var all []*sizeResult
 	for _, sz := range sizes {
-		res, err := measureSize(ctx, bins, sz, runs, execdGathers, withChecks(checks, sz))
+		res, err := measureSize(ctx, bins, sz, opts, withChecks(opts.checks, sz))
 		if err != nil {
 			return fmt.Errorf("%s: %w", sz, err)
 		}
