@@ -3,8 +3,6 @@ package haproxy
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"io"
 	"strings"
 	"sync"
 )
@@ -31,24 +29,7 @@ var errUnknownCommand = errors.New("HAProxy answered with its usage text (Unknow
 
 // skipUsage reads the rest of a usage text whose first line was read, up
 // to its closing empty line or the end of the input.
-func skipUsage(lr *lineReader) error {
-	for i := 0; i < maxUsageLines; i++ {
-		line, complete, err := lr.next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !complete {
-			return io.ErrUnexpectedEOF
-		}
-		if len(line) == 0 {
-			return nil
-		}
-	}
-	return fmt.Errorf("no end of HAProxy's usage text within %d lines", maxUsageLines)
-}
+func skipUsage(lr *lineReader) error { return skipToEnd(lr, maxUsageLines, true) }
 
 func isUsage(line []byte) bool { return bytes.HasPrefix(line, unknownCommandPrefix) }
 

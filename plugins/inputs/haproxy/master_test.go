@@ -584,14 +584,9 @@ func TestIntegrationMasterWorker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs HAProxy (apt-get install haproxy, or ./scripts/test)")
 	}
-	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: `backend sticky
-	stick-table type ip size 1m expire 10m store gpc0
-`})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if out, err := hp.Command(ctx, "set table sticky key 10.0.0.1 data.gpc0 1"); err != nil || strings.TrimSpace(out) != "" {
-		t.Fatalf("set table: %q %v", out, err)
-	}
+	hp := newStickyMaster(ctx, t)
 	var logs testbed.SyncBuffer
 	master := newPlugin(t, &HAProxy{Servers: []string{"master:" + hp.MasterSocket},
 		Log: logger.New(logger.NewSink(&logs, telegraf.Debug), "inputs.haproxy")})
@@ -808,6 +803,19 @@ func TestIntegrationMasterWorker(t *testing.T) {
 	if n := count(ms, "haproxy_info"); n != 1 {
 		t.Errorf("%d haproxy_info metrics once the old workers left, want 1", n)
 	}
+}
+
+// newStickyMaster starts a master-worker HAProxy of the standard scenario
+// with a stick table "sticky" holding one entry, 10.0.0.1.
+func newStickyMaster(ctx context.Context, t *testing.T) *testbed.HAProxy {
+	t.Helper()
+	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: `backend sticky
+	stick-table type ip size 1m expire 10m store gpc0
+`})
+	if out, err := hp.Command(ctx, "set table sticky key 10.0.0.1 data.gpc0 1"); err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("set table: %q %v", out, err)
+	}
+	return hp
 }
 
 // checkWorkers asserts which process each worker tag's haproxy_info

@@ -93,14 +93,9 @@ func TestLiveAnswersAsRecorded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs HAProxy (apt-get install haproxy, or ./scripts/test)")
 	}
-	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: `backend sticky
-	stick-table type ip size 1m expire 10m store gpc0
-`})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if out, err := hp.Command(ctx, "set table sticky key 10.0.0.1 data.gpc0 1"); err != nil || strings.TrimSpace(out) != "" {
-		t.Fatalf("set table: %q %v", out, err)
-	}
+	hp := newStickyMaster(ctx, t)
 	resp, err := http.Get("http://" + hp.FrontendAddr + "/")
 	if err != nil {
 		t.Fatal(err)

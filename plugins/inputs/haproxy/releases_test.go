@@ -203,3 +203,49 @@ func TestReleaseMasterSequence(t *testing.T) {
 		}
 	}
 }
+
+// moduleCounterGlobs is the input README's fieldexclude for a Graphite
+// user who serves no QUIC: HAProxy 3.0's QUIC and HTTP/3 counters.
+var moduleCounterGlobs = []string{"quic_*", "h3*", "qpack_*", "pack_decompression_failed"}
+
+// TestModuleCountersLeftOut checks the input README's recipe on 3.2's
+// recorded answer: fieldexclude leaves out each frontend's 69 QUIC and
+// HTTP/3 counters, and nothing else of any row.
+func TestModuleCountersLeftOut(t *testing.T) {
+	answer := readTestdata(t, "haproxy-3.2.26.txt")
+	all, err := readAnswer(t, newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), answer, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &HAProxy{Servers: []string{testSocketTag}}
+	h.SelectFields(nil, moduleCounterGlobs)
+	less, err := readAnswer(t, newPlugin(t, h), answer, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(less) {
+		t.Fatalf("%d metrics, %d with fieldexclude", len(all), len(less))
+	}
+	for i, m := range all {
+		gone := map[string]bool{}
+		for _, f := range m.FieldList() {
+			gone[f.Key] = true
+		}
+		for _, f := range less[i].FieldList() {
+			delete(gone, f.Key)
+		}
+		typ, _ := m.GetTag("type")
+		want := 0
+		if typ == "frontend" {
+			want = 69
+		}
+		if len(gone) != want {
+			t.Errorf("%s: fieldexclude left out %d fields, want %d", describeMetric(m), len(gone), want)
+		}
+		for k := range gone {
+			if !strings.HasPrefix(k, "quic_") && !strings.HasPrefix(k, "h3") && !strings.HasPrefix(k, "qpack_") && k != "pack_decompression_failed" {
+				t.Errorf("%s: fieldexclude left out %s", describeMetric(m), k)
+			}
+		}
+	}
+}

@@ -159,8 +159,18 @@ func (s *statReader) readHeader() error {
 // answer that is not CSV (an error message such as "No such proxy."),
 // at most maxLines of them, so that the next command's answer can be read.
 func (s *statReader) skipAnswer(maxLines int) error {
+	return skipToEnd(s.lr, maxLines, false)
+}
+
+// skipToEnd reads and drops lines up to an answer's closing empty line,
+// at most maxLines of them; with endOK, the end of the input closes it
+// too (the answer of a line's last command).
+func skipToEnd(lr *lineReader, maxLines int, endOK bool) error {
 	for i := 0; i < maxLines; i++ {
-		line, complete, err := s.lr.next()
+		line, complete, err := lr.next()
+		if endOK && errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
