@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -55,7 +54,7 @@ type Agent struct {
 	LogFormat                      string   `toml:"logformat"`
 	StructuredLogMessageKey        string   `toml:"structured_log_message_key"`
 	LogfileRotationInterval        Duration `toml:"logfile_rotation_interval"`
-	LogfileRotationMaxSize         size     `toml:"logfile_rotation_max_size"`
+	LogfileRotationMaxSize         Size     `toml:"logfile_rotation_max_size"`
 	LogfileRotationMaxArchives     int      `toml:"logfile_rotation_max_archives"`
 	LogWithTimezone                string   `toml:"log_with_timezone"`
 	SnmpTranslator                 string   `toml:"snmp_translator"`
@@ -139,35 +138,4 @@ func (a Agent) validate(data []byte, source string) error {
 		return bad("quiet", "cannot be combined with debug")
 	}
 	return nil
-}
-
-// size is a byte size as Telegraf writes it: a number of bytes, or a
-// string such as "10MB".
-type size int64
-
-func (s *size) UnmarshalTOML(v any) error {
-	switch v := v.(type) {
-	case int64:
-		*s = size(v)
-		return nil
-	case string:
-		t := strings.ToUpper(strings.TrimSpace(v))
-		mult := int64(1)
-		for _, u := range []struct {
-			suffix string
-			mult   int64
-		}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
-			if strings.HasSuffix(t, u.suffix) {
-				t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-				break
-			}
-		}
-		n, err := strconv.ParseInt(t, 10, 64)
-		if err != nil {
-			return fmt.Errorf("invalid size %q (want bytes, or e.g. \"10MB\")", v)
-		}
-		*s = size(n * mult)
-		return nil
-	}
-	return fmt.Errorf("size must be a number of bytes or a string such as \"10MB\", not %T", v)
 }
