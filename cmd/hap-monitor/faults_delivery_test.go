@@ -397,7 +397,7 @@ func TestExecdOutputSIGTERMMidDeliverySpools(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (metrics undelivered, spooled)", code)
 	}
-	saved := regexp.MustCompile(`(?m)^W! \[outputs\.graphite_statsd\] (\d+) undelivered metrics saved to (\S+); the next run sends them first$`).FindStringSubmatch(stderr)
+	saved := regexp.MustCompile(`(?m)^W! \[outputs\.graphite_statsd\] (\d+) undelivered metrics saved to (\S+); the next run sends them first \(the spool holds \d+ metrics \([^)]*\) in \d+ files?\)$`).FindStringSubmatch(stderr)
 	if saved == nil {
 		t.Fatal("no warning saying where the undelivered metrics were saved")
 	}
@@ -414,7 +414,7 @@ func TestExecdOutputSIGTERMMidDeliverySpools(t *testing.T) {
 	if code2 != 0 {
 		t.Errorf("second run: exit %d, want 0; stderr:\n%s%s", code2, stdout, stderr2)
 	}
-	if !strings.Contains(stderr2, "I! [outputs.graphite_statsd] loaded "+saved[1]+" undelivered metrics from "+saved[2]) {
+	if !strings.Contains(stderr2, "I! [outputs.graphite_statsd] every metric delivered (the spool holds 0 metrics (0 B) in 0 files; of the "+saved[1]+" metrics loaded from the spool, "+saved[1]+" were delivered)") {
 		t.Errorf("second run did not load the %s spooled metrics:\n%s", saved[1], stderr2)
 	}
 	all := sink.Lines()

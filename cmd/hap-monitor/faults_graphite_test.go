@@ -161,10 +161,11 @@ func (b *graphiteBed) checkGathers(t *testing.T, c testbed.SinkCounts, want int)
 }
 
 var (
-	inputError   = regexp.MustCompile(`(?m)^E! \[inputs\.haproxy\].*$`)
-	errorLine    = regexp.MustCompile(`(?m)^E! .*$`)
-	warnOrError  = regexp.MustCompile(`(?m)^[EW]! .*$`)
-	loadedLine   = regexp.MustCompile(`(?m)^I! \[outputs\.graphite_statsd\] loaded (\d+) undelivered metrics from (\S+); they go first$`)
+	inputError  = regexp.MustCompile(`(?m)^E! \[inputs\.haproxy\].*$`)
+	errorLine   = regexp.MustCompile(`(?m)^E! .*$`)
+	warnOrError = regexp.MustCompile(`(?m)^[EW]! .*$`)
+	// The closing line of a run that loaded spooled metrics says how many.
+	loadedLine   = regexp.MustCompile(`(?m)^[IW]! \[outputs\.graphite_statsd\] .*; of the (\d+) metrics loaded from the spool, \d+ were delivered\)$`)
 	overflowLine = regexp.MustCompile(`(?m)^W! \[outputs\.graphite_statsd\] metric buffer full \(metric_buffer_limit = \d+\): wrote the (\d+) oldest metrics to (\S+); the next run sends them$`)
 )
 

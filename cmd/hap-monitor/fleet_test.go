@@ -212,7 +212,7 @@ func TestFleetThroughCarbonRelay(t *testing.T) {
 	}
 	runs = append(runs, runWindow(func() { runFleet(1, "undelivered metrics saved to") }))
 	for _, host := range fleetHosts {
-		if files, _ := filepath.Glob(filepath.Join(dir, host+"-spool", "*.lp")); len(files) == 0 {
+		if files, _ := testbed.SpoolFiles(filepath.Join(dir, host+"-spool")); len(files) == 0 {
 			t.Errorf("%s: nothing in its spool with the relay down", host)
 		}
 	}
@@ -225,7 +225,7 @@ func TestFleetThroughCarbonRelay(t *testing.T) {
 	if err := relay.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	runs = append(runs, runWindow(func() { runFleet(0, "undelivered metrics from") }))
+	runs = append(runs, runWindow(func() { runFleet(0, "metrics loaded from the spool, ") }))
 	for _, host := range fleetHosts {
 		if files, _ := filepath.Glob(filepath.Join(dir, host+"-spool", "*")); len(files) != 0 {
 			t.Errorf("%s: spool not emptied: %v", host, files)

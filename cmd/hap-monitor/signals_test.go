@@ -29,8 +29,8 @@ import (
 // take. Graphite is down in these tests (a closed port) so that everything
 // ends up in the spool, counted there.
 
-// spooled returns the line protocol lines of every *.lp file under dir,
-// whatever the files are called.
+// spooled returns the line protocol lines of every spool file under dir,
+// whatever the files are called, compressed or not.
 func spooled(t *testing.T, dir string) []string {
 	t.Helper()
 	var lines []string
@@ -38,17 +38,19 @@ func spooled(t *testing.T, dir string) []string {
 		if errors.Is(err, fs.ErrNotExist) && path == dir {
 			return nil
 		}
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".lp") {
+		if err != nil || !d.IsDir() {
 			return err
 		}
-		b, err := os.ReadFile(path)
+		files, err := testbed.SpoolFiles(path)
 		if err != nil {
 			return err
 		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.TrimSpace(l) != "" && !strings.HasPrefix(l, "#") {
-				lines = append(lines, l)
+		for _, f := range files {
+			l, err := testbed.SpoolFileLines(f)
+			if err != nil {
+				return err
 			}
+			lines = append(lines, l...)
 		}
 		return nil
 	})
@@ -497,8 +499,8 @@ func TestSignalRoutesInExecdOutput(t *testing.T) {
 
 func spooledFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.lp"))
-	if err != nil {
+	files, err := testbed.SpoolFiles(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
 	return files

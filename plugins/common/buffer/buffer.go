@@ -54,9 +54,15 @@ type Buffer struct {
 	acked     int // items[head : head+acked]
 	flight    int // items[head+acked : head+acked+flight]
 	fromSpool int // held metrics that came from claimed spool files
-	dropped   int // overflow lost (no spool, or the spool failed)
-	lost      int // held at Close and not spooled
-	ready     chan struct{}
+	loaded    int // metrics loaded from the spool in all
+	respooled int // of those, evicted to a new spool file
+	returned  int // of those, given back to their files untouched
+	// spoolTaken tells that a metric loaded from the spool was taken in
+	// flight: the claimed files can no longer be given back as they are.
+	spoolTaken bool
+	dropped    int // overflow lost (no spool, or the spool failed)
+	lost       int // held at Close and not spooled
+	ready      chan struct{}
 
 	// While delivery makes progress, Add waits for room once more than
 	// waitAbove metrics are pending (the limit: held), rather than hold a
@@ -180,6 +186,9 @@ func (b *Buffer) Add(ms []telegraf.Metric) {
 		over -= n
 	}
 	if over > 0 {
+		over -= b.returnBacklogLocked()
+	}
+	if over > 0 {
 		evicted = b.evictLocked(over)
 	}
 	b.mu.Unlock()
@@ -196,6 +205,35 @@ func (b *Buffer) signalReady() {
 	}
 }
 
+// returnBacklogLocked makes room by giving the metrics loaded from the
+// spool back to their files, when none of them was ever sent: the files
+// still hold them, whole, so nothing is written (writing them again would
+// take their room twice under spool_limit until the files are removed).
+// It returns how many metrics it let go.
+func (b *Buffer) returnBacklogLocked() int {
+	if b.spool == nil || b.fromSpool == 0 || b.spoolTaken {
+		return 0
+	}
+	if claimed, intact := b.spool.Claimed(); !intact || claimed != b.fromSpool {
+		return 0
+	}
+	start := b.head + b.acked + b.flight
+	kept := b.items[:start]
+	for _, e := range b.items[start:] {
+		if !e.spooled {
+			kept = append(kept, e)
+		}
+	}
+	n := b.fromSpool
+	clear(b.items[len(kept):])
+	b.items = kept
+	b.fromSpool = 0
+	b.returned += n
+	b.spool.Keep()
+	b.log.Debugf("buffer full: the %d metrics loaded from the spool, none of them sent yet, stay in their files", n)
+	return n
+}
+
 // evictLocked removes the n oldest pending metrics (never one in flight)
 // and returns them.
 func (b *Buffer) evictLocked(n int) []telegraf.Metric {
@@ -206,6 +244,7 @@ func (b *Buffer) evictLocked(n int) []telegraf.Metric {
 		out[i] = e.m
 		if e.spooled {
 			b.fromSpool--
+			b.respooled++
 		}
 	}
 	b.items = append(b.items[:start], b.items[start+n:]...)
@@ -233,13 +272,16 @@ func releaseAll(ms []telegraf.Metric) {
 func (b *Buffer) overflowed(ms []telegraf.Metric) {
 	defer releaseAll(ms)
 	if b.spool != nil {
-		n, path, err := b.spool.Write(ms)
+		n, path, drop, err := b.spool.Write(ms)
+		b.reportDrop(drop)
 		if err == nil {
 			b.mu.Lock()
 			b.dropped += len(ms) - n
 			b.releaseSpoolIfDone() // evicted spool metrics are in the new file
 			b.mu.Unlock()
-			b.log.Warnf("metric buffer full (metric_buffer_limit = %d): wrote the %d oldest metrics to %s; the next run sends them", b.limit, n, path)
+			if n > 0 {
+				b.log.Warnf("metric buffer full (metric_buffer_limit = %d): wrote the %d oldest metrics to %s; the next run sends them", b.limit, n, path)
+			}
 			return
 		}
 		b.log.Errorf("metric buffer full (metric_buffer_limit = %d): %v; dropped the %d oldest metrics", b.limit, err, len(ms))
@@ -265,6 +307,9 @@ func (b *Buffer) Take(max int) []telegraf.Metric {
 	out := b.taken[:0]
 	for _, e := range b.items[start : start+n] {
 		out = append(out, e.m)
+		if e.spooled {
+			b.spoolTaken = true
+		}
 	}
 	b.taken = out
 	b.flight += n
@@ -414,6 +459,7 @@ func (b *Buffer) LoadSpool() (int, error) {
 		b.items = append(b.items, entry{m: m, spooled: true})
 	}
 	b.fromSpool += len(ms)
+	b.loaded += len(ms)
 	b.mu.Unlock()
 	return len(ms), err
 }
@@ -425,8 +471,14 @@ func (b *Buffer) LoadSpool() (int, error) {
 func (b *Buffer) Close() (held, spooled int, err error) {
 	b.mu.Lock()
 	b.acked, b.flight = 0, 0
-	ms := make([]telegraf.Metric, 0, b.lenLocked())
-	for _, e := range b.items[b.head:] {
+	entries := b.items[b.head:]
+	left := countSpooled(entries)
+	backlog := ""
+	if b.loaded > 0 {
+		backlog = fmt.Sprintf("; of the %d metrics loaded from the spool, %d were delivered", b.loaded, b.loaded-left-b.respooled-b.returned)
+	}
+	ms := make([]telegraf.Metric, 0, len(entries))
+	for _, e := range entries {
 		ms = append(ms, e.m)
 	}
 	b.items, b.head, b.fromSpool = nil, 0, 0
@@ -438,23 +490,82 @@ func (b *Buffer) Close() (held, spooled int, err error) {
 	}
 	if len(ms) == 0 {
 		b.spool.Release()
+		if b.loaded > 0 {
+			b.log.Infof("every metric delivered (%s%s)", b.spoolHolds(), backlog)
+		}
 		return 0, 0, nil
 	}
-	n, path, err := b.spool.Write(ms)
+	// Nothing of what was loaded from the spool went out: its files stay
+	// as they are, and only what came since is written. (Written again
+	// with the rest, the backlog would need twice its room under
+	// spool_limit until its files are removed.)
+	kept := 0
+	if claimed, intact := b.spool.Claimed(); intact && claimed > 0 && countSpooled(entries) == claimed {
+		kept = claimed
+		ms = ms[:0:0]
+		for _, e := range entries {
+			if !e.spooled {
+				ms = append(ms, e.m)
+			}
+		}
+		b.spool.Keep()
+		if len(ms) == 0 {
+			b.log.Warnf("nothing delivered; the next run sends the spool first (%s%s)", b.spoolHolds(), backlog)
+			return kept, kept, nil
+		}
+	}
+	n, path, drop, err := b.spool.Write(ms)
+	b.reportDrop(drop)
 	if err != nil {
 		// The claimed files still hold their metrics: leave them for the
 		// next run.
 		b.spool.Unclaim()
 		b.addLost(len(ms))
-		return len(ms), 0, err
+		return len(ms) + kept, kept, err
 	}
 	b.spool.Release()
 	if n < len(ms) {
 		b.addLost(len(ms) - n)
-		b.log.Warnf("spool: %d metrics cannot be written as line protocol and are lost", len(ms)-n)
+		if n+drop.Metrics < len(ms) {
+			b.log.Warnf("spool: %d metrics cannot be written as line protocol and are lost", len(ms)-n-drop.Metrics)
+		}
 	}
-	b.log.Warnf("%d undelivered metrics saved to %s; the next run sends them first", n, path)
-	return len(ms), n, nil
+	if n > 0 {
+		b.log.Warnf("%d undelivered metrics saved to %s; the next run sends them first (%s%s)", n, path, b.spoolHolds(), backlog)
+	}
+	return len(ms) + kept, n + kept, nil
+}
+
+// spoolHolds says what the spool holds in all, every run's files
+// counted: "the spool holds 36015 metrics (1.2 MB) in 3 files".
+func (b *Buffer) spoolHolds() string {
+	files, metrics, bytes, unknown, err := b.spool.Usage()
+	if err != nil {
+		return fmt.Sprintf("the spool cannot be listed: %v", err)
+	}
+	more := ""
+	if unknown {
+		more = "more than "
+	}
+	return fmt.Sprintf("the spool holds %s%d metrics (%s) in %s", more, metrics, FormatBytes(bytes), Plural(files, "file"))
+}
+
+// countSpooled counts the entries loaded from the spool.
+func countSpooled(es []entry) int {
+	n := 0
+	for _, e := range es {
+		if e.spooled {
+			n++
+		}
+	}
+	return n
+}
+
+// reportDrop says what the spool's limit left out, if anything.
+func (b *Buffer) reportDrop(d Drop) {
+	if d.Metrics > 0 || d.Files > 0 {
+		b.log.Warnf("spool_limit = %s: left out %s to stay within it", FormatBytes(b.spool.limit), d)
+	}
 }
 
 func (b *Buffer) addLost(n int) {

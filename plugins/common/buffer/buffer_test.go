@@ -127,7 +127,7 @@ func TestOverflowConfirmsAcknowledgedFirst(t *testing.T) {
 func newSpool(t *testing.T, dir string) (*Spool, *testbed.SyncBuffer) {
 	t.Helper()
 	log, logs := newLog()
-	s, err := NewSpool(dir, "out-1", log)
+	s, err := NewSpool(dir, "out-1", 0, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestCloseSpoolsEverythingAndTheNextRunLoadsItFirst(t *testing.T) {
 	if n, err := b2.LoadSpool(); n != 10 || err != nil {
 		t.Fatalf("LoadSpool = %d, %v", n, err)
 	}
-	if !strings.Contains(logs2.String(), "I! [buffer] loaded 10 undelivered metrics from ") {
+	if !strings.Contains(logs2.String(), "D! [buffer] loaded 10 undelivered metrics from 1 spool file in "+dir+" (written ") {
 		t.Fatalf("log:\n%s", logs2)
 	}
 	b2.Add(seq(10, 12))
@@ -211,7 +211,7 @@ func TestOverlappingRunsNeverShareAFile(t *testing.T) {
 	dir := t.TempDir()
 	log, _ := newLog()
 	first, _ := newSpool(t, dir)
-	if _, _, err := first.Write(seq(0, 3)); err != nil {
+	if _, _, _, err := first.Write(seq(0, 3)); err != nil {
 		t.Fatal(err)
 	}
 	// Run A claims the file; run B, overlapping, must not load it too.
@@ -247,7 +247,7 @@ func TestClaimStopsAtTheRoomLeft(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := newSpool(t, dir)
 	for i := 0; i < 3; i++ {
-		if _, _, err := s.Write(seq(i*4, i*4+4)); err != nil {
+		if _, _, _, err := s.Write(seq(i*4, i*4+4)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -387,7 +387,7 @@ func TestAboveTheMarkAddWaitsOnlyABriefPause(t *testing.T) {
 func TestSpoolThatCannotBeWrittenCountsTheLoss(t *testing.T) {
 	dir := t.TempDir()
 	first, _ := newSpool(t, dir)
-	if _, _, err := first.Write(seq(0, 3)); err != nil {
+	if _, _, _, err := first.Write(seq(0, 3)); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := newSpool(t, dir)

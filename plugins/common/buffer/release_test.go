@@ -82,7 +82,7 @@ func TestMetricsAreReleasedWhenDroppedOrSpooled(t *testing.T) {
 	b.Add(ms)
 	wantReleased(t, "3 dropped over the limit", cs, func(i int) int { return b2i(i < 3) })
 
-	spool, err := NewSpool(t.TempDir(), "out", log)
+	spool, err := NewSpool(t.TempDir(), "out", 0, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,13 +7,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/buffer"
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 )
 
@@ -141,4 +144,71 @@ func BenchmarkGather(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*largeRows), "ns/row")
+}
+
+// BenchmarkSpoolGather writes one gather of the recorded 1000x10 answer
+// (every field) to a spool directory, as the output does when Graphite
+// is down: compressed, as the spool writes it, and as plain line
+// protocol, as it wrote it before; bytes/gather is the file's size.
+func BenchmarkSpoolGather(b *testing.B) {
+	h := newPlugin(b, &HAProxy{Servers: []string{testSocketTag}})
+	acc := &shim.Accumulator{}
+	g := &serverGather{h: h, ep: endpoint{kind: kindUnix, tag: testSocketTag}, acc: acc, ts: time.Now()}
+	if err := g.readSocket(newLineReader(bytes.NewReader(readLarge(b)))); err != nil {
+		b.Fatal(err)
+	}
+	ms, errs := acc.Drain()
+	if len(errs) > 0 || len(ms) != largeRows+1 {
+		b.Fatalf("%d metrics, %v", len(ms), errs)
+	}
+	b.Run("gzip", func(b *testing.B) {
+		dir := b.TempDir()
+		s, err := buffer.NewSpool(dir, "bench", 0, h.Log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var size int64
+		for i := 0; i < b.N; i++ {
+			_, path, _, err := s.Write(ms)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			info, err := os.Stat(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			size = info.Size()
+			os.Remove(path)
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(size), "bytes/gather")
+	})
+	b.Run("plain", func(b *testing.B) {
+		path := filepath.Join(b.TempDir(), "bench.lp")
+		var size int64
+		for i := 0; i < b.N; i++ {
+			var data bytes.Buffer
+			enc := lineproto.NewEncoder(&data)
+			for _, m := range ms {
+				enc.Encode(m) //nolint:errcheck // every metric encodes
+			}
+			if err := enc.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			f, err := os.Create(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.Write(data.Bytes()); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+			size = int64(data.Len())
+		}
+		b.ReportMetric(float64(size), "bytes/gather")
+	})
 }

@@ -3,8 +3,6 @@ package graphite_statsd
 import (
 	"context"
 	"crypto/tls"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -152,7 +150,7 @@ func TestStalledServerLosesNothingAcrossTwoRuns(t *testing.T) {
 			if got, want := sortedLines(good.Lines()), sortedLines(seqLines(0, n, t0)); !slices.Equal(got, want) {
 				t.Errorf("after the second run the server has %d distinct lines, want %d", len(got), len(want))
 			}
-			if files, _ := filepath.Glob(filepath.Join(spool, "*.lp")); len(files) != 0 {
+			if files, _ := testbed.SpoolFiles(spool); len(files) != 0 {
 				t.Errorf("spool files left: %v", files)
 			}
 		})
@@ -240,11 +238,11 @@ func TestInterruptEndsAStalledDeliveryWithinTimeout(t *testing.T) {
 	if o.Undelivered() != 300000 {
 		t.Fatalf("Undelivered() = %d\n%s", o.Undelivered(), logs)
 	}
-	files, _ := filepath.Glob(filepath.Join(spool, "*.lp"))
+	files, _ := testbed.SpoolFiles(spool)
 	var lines int
 	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		lines += strings.Count(string(b), "\n")
+		l, _ := testbed.SpoolFileLines(f)
+		lines += len(l)
 	}
 	if lines != 300000 {
 		t.Fatalf("%d lines spooled in %v, want 300000", lines, files)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -262,7 +261,7 @@ func TestSpoolCarriesUndeliveredToTheNextRun(t *testing.T) {
 	if n := first.Undelivered(); n != 40 {
 		t.Fatalf("first run: Undelivered() = %d, want 40", n)
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.lp"))
+	files, _ := testbed.SpoolFiles(dir)
 	if len(files) != 1 {
 		t.Fatalf("spool files: %v, want one", files)
 	}

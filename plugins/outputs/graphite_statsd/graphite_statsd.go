@@ -50,6 +50,10 @@ const (
 	defaultMaxPacketSize = 1432
 	defaultBufferLimit   = 20000
 	defaultTimeout       = 5 * time.Second
+	// defaultSpoolLimit bounds spool_dir: a small share of a small /var
+	// on a load balancer, that still keeps a long outage's gathers (see
+	// the README's delivery section for how many).
+	defaultSpoolLimit = 100 * 1000 * 1000
 )
 
 // DefaultTemplates give the original HAP-Monitor's paths:
@@ -84,6 +88,7 @@ type GraphiteStatsd struct {
 	Timeout                 config.Duration `toml:"timeout"`
 	MetricBufferLimit       int             `toml:"metric_buffer_limit"`
 	SpoolDir                string          `toml:"spool_dir"`
+	SpoolLimit              config.Size     `toml:"spool_limit"`
 	tls.ClientConfig
 
 	Log telegraf.Logger `toml:"-"`
@@ -210,6 +215,12 @@ func (o *GraphiteStatsd) checkOptions() error {
 	if o.MetricBufferLimit < 0 {
 		return fmt.Errorf("metric_buffer_limit: %d is negative", o.MetricBufferLimit)
 	}
+	if o.SpoolLimit == 0 {
+		o.SpoolLimit = defaultSpoolLimit
+	}
+	if o.SpoolLimit < 0 {
+		return fmt.Errorf("spool_limit: %d is negative", o.SpoolLimit)
+	}
 	if o.StatsdTags && o.Format != formatStatsd {
 		return errors.New("statsd_tags: only applies to format = \"statsd\"")
 	}
@@ -250,7 +261,7 @@ func (o *GraphiteStatsd) Connect() error {
 	}
 	var spool *buffer.Spool
 	if o.SpoolDir != "" {
-		if spool, err = buffer.NewSpool(o.SpoolDir, o.spoolName(), o.Log); err != nil {
+		if spool, err = buffer.NewSpool(o.SpoolDir, o.spoolName(), int64(o.SpoolLimit), o.Log); err != nil {
 			return fmt.Errorf("spool_dir: %w", err)
 		}
 	}
