@@ -206,20 +206,24 @@ func TestFleetThroughCarbonRelay(t *testing.T) {
 	}
 	nextSecond(t, time.Now()) // the next gather gets a timestamp of its own
 
-	// The relay down: each host spools its gather and exits 1.
+	// The relay down for ten runs: each host spools its gather and exits
+	// 1, each run's gather in a file of its own.
 	if err := relay.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	runs = append(runs, runWindow(func() { runFleet(1, "undelivered metrics saved to") }))
+	const down = 10
+	for range down {
+		runs = append(runs, runWindow(func() { runFleet(1, "undelivered metrics saved to") }))
+		nextSecond(t, time.Now()) // the next gather gets a timestamp of its own
+	}
 	for _, host := range fleetHosts {
-		if files, _ := testbed.SpoolFiles(filepath.Join(dir, host+"-spool")); len(files) == 0 {
-			t.Errorf("%s: nothing in its spool with the relay down", host)
+		if files, _ := testbed.SpoolFiles(filepath.Join(dir, host+"-spool")); len(files) != down {
+			t.Errorf("%s: %d files in its spool after %d runs with the relay down, want %d", host, len(files), down, down)
 		}
 	}
-	nextSecond(t, time.Now()) // the next gather gets a timestamp of its own
 
-	// The relay back on its port: each host sends its spool, then its
-	// new gather.
+	// The relay back on its port: each host sends its spool, paced, then
+	// its new gather; every point of every run lands, once.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := relay.Start(ctx); err != nil {

@@ -413,6 +413,13 @@ func (b *Buffer) Len() int {
 
 func (b *Buffer) lenLocked() int { return len(b.items) - b.head }
 
+// FromSpool is the number of held metrics loaded from the spool.
+func (b *Buffer) FromSpool() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fromSpool
+}
+
 // Pending is the number of metrics not yet written anywhere.
 func (b *Buffer) Pending() int {
 	b.mu.Lock()

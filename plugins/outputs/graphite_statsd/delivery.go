@@ -1,6 +1,7 @@
 package graphite_statsd
 
 import (
+	"bytes"
 	"context"
 	cryptotls "crypto/tls"
 	"errors"
@@ -12,6 +13,9 @@ import (
 	"syscall"
 	"time"
 )
+
+// newline ends a Graphite or statsd line: the backlog is paced by them.
+var newline = []byte{'\n'}
 
 const (
 	// pieceSize is the most bytes one socket write carries: each write is
@@ -433,10 +437,11 @@ func (o *GraphiteStatsd) deliverOn(ctx context.Context, t *target, final bool) e
 	// Cancelling ctx interrupts a write in flight at once.
 	stop := context.AfterFunc(ctx, func() { l.conn.SetDeadline(time.Unix(1, 0)) }) //nolint:errcheck // best effort
 	defer stop()
-	send := o.sendLines
+	send := func(l *link) error { return o.sendLines(ctx, l) }
 	if o.Transport == transportUDP {
-		send = o.sendPackets
+		send = func(l *link) error { return o.sendPackets(ctx, l) }
 	}
+	defer o.pace.reset()
 	err := send(l)
 	// Everything went: send what earlier runs spooled and this one could
 	// not hold.
@@ -479,12 +484,13 @@ func (o *GraphiteStatsd) refill() bool {
 // sendLines writes every pending metric to a stream connection, a piece at
 // a time, keeping each metric's end offset to learn when it is
 // acknowledged.
-func (o *GraphiteStatsd) sendLines(l *link) error {
+func (o *GraphiteStatsd) sendLines(ctx context.Context, l *link) error {
 	for {
 		n := takeBatch
 		if l.limit > 0 {
 			n = min(n, l.limit-l.carried)
 		}
+		backlog := o.buf.FromSpool() > 0
 		ms := o.buf.Take(n)
 		if len(ms) == 0 {
 			return nil
@@ -496,6 +502,9 @@ func (o *GraphiteStatsd) sendLines(l *link) error {
 			l.flight = append(l.flight, l.sent+int64(len(chunk)))
 		}
 		o.chunk = chunk
+		if err := o.paceBacklog(ctx, l, backlog, chunk); err != nil {
+			return err
+		}
 		for len(chunk) > 0 {
 			n := min(len(chunk), pieceSize)
 			if err := o.writePiece(l, chunk[:n]); err != nil {
@@ -507,6 +516,19 @@ func (o *GraphiteStatsd) sendLines(l *link) error {
 			return err
 		}
 	}
+}
+
+// paceBacklog waits, when chunk holds the spool's backlog, until its
+// lines may go within spool_replay_rate; otherwise the pace starts anew.
+func (o *GraphiteStatsd) paceBacklog(ctx context.Context, l *link, backlog bool, chunk []byte) error {
+	if !backlog {
+		o.pace.reset()
+		return nil
+	}
+	if err := o.pace.wait(ctx, bytes.Count(chunk, newline)); err != nil {
+		return fmt.Errorf("sending the spool's backlog to %s at spool_replay_rate = %d lines/s: %w", l.t.addr, o.SpoolReplayRate, err)
+	}
+	return nil
 }
 
 // writePiece writes p, giving the server timeout to take it.
@@ -597,8 +619,9 @@ func (o *GraphiteStatsd) waitAcknowledged(ctx context.Context, l *link) error {
 // sendPackets sends every pending metric over UDP, whole lines packed into
 // datagrams of at most max_packet_size bytes. Every line fits: larger ones
 // were skipped. What is sent is delivered.
-func (o *GraphiteStatsd) sendPackets(l *link) error {
+func (o *GraphiteStatsd) sendPackets(ctx context.Context, l *link) error {
 	for {
+		backlog := o.buf.FromSpool() > 0
 		ms := o.buf.Take(takeBatch)
 		if len(ms) == 0 {
 			return nil
@@ -609,6 +632,9 @@ func (o *GraphiteStatsd) sendPackets(l *link) error {
 			chunk = o.ser.appendMetric(chunk, m, &o.ends)
 		}
 		o.chunk = chunk
+		if err := o.paceBacklog(ctx, l, backlog, chunk); err != nil {
+			return err
+		}
 		if err := l.conn.SetWriteDeadline(time.Now().Add(time.Duration(o.Timeout))); err != nil {
 			return err
 		}

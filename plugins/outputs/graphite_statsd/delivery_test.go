@@ -414,7 +414,7 @@ func TestLinesResetAfterTheServerClosedAreResent(t *testing.T) {
 	o.poll(l) //nolint:errcheck // loopback TCP
 	o.confirmKept(l, len(l.kept))
 	o.buf.Add(seqMetrics(10, 20, t0))
-	err := o.sendLines(l)
+	err := o.sendLines(context.Background(), l)
 	conn := l.tcp
 	o.mu.Unlock()
 	if err != nil {

@@ -54,6 +54,11 @@ const (
 	// on a load balancer, that still keeps a long outage's gathers (see
 	// the README's delivery section for how many).
 	defaultSpoolLimit = 100 * 1000 * 1000
+	// defaultReplayRate bounds how fast the spool's backlog is sent, in
+	// lines a second: a 1000x10 gather (834,389 lines) in about 8 s, so
+	// that a fleet coming back at once does not overflow a relay's queues
+	// (the README's carbon-relay keeps 1,000,000 lines per cache).
+	defaultReplayRate = 100000
 )
 
 // DefaultTemplates give the original HAP-Monitor's paths:
@@ -89,6 +94,7 @@ type GraphiteStatsd struct {
 	MetricBufferLimit       int             `toml:"metric_buffer_limit"`
 	SpoolDir                string          `toml:"spool_dir"`
 	SpoolLimit              config.Size     `toml:"spool_limit"`
+	SpoolReplayRate         int             `toml:"spool_replay_rate"`
 	tls.ClientConfig
 
 	Log telegraf.Logger `toml:"-"`
@@ -101,6 +107,7 @@ type GraphiteStatsd struct {
 	link        *link   // the open connection, if any
 	portion     int     // the most metrics a new connection carries; 0 is all
 	lastTry     attempt // how the last failed delivery went
+	pace        replayPace
 	closed      bool
 	undelivered int
 	chunk       []byte
@@ -221,6 +228,13 @@ func (o *GraphiteStatsd) checkOptions() error {
 	if o.SpoolLimit < 0 {
 		return fmt.Errorf("spool_limit: %d is negative", o.SpoolLimit)
 	}
+	if o.SpoolReplayRate == 0 {
+		o.SpoolReplayRate = defaultReplayRate
+	}
+	if o.SpoolReplayRate < 0 {
+		return fmt.Errorf("spool_replay_rate: %d is negative (lines a second)", o.SpoolReplayRate)
+	}
+	o.pace.rate = o.SpoolReplayRate
 	if o.StatsdTags && o.Format != formatStatsd {
 		return errors.New("statsd_tags: only applies to format = \"statsd\"")
 	}
