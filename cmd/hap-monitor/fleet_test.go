@@ -124,21 +124,52 @@ func runWindow(f func()) window {
 	return window{start.Round(time.Second).Unix(), end.Round(time.Second).Unix()}
 }
 
+// fleetRelay is the relay a fleet sends through: carbon-relay or
+// carbon-c-relay, stopped and started again on the same port.
+type fleetRelay struct {
+	addr  string
+	stop  func() error
+	start func(context.Context) error
+}
+
+// TestFleetThroughCarbonRelay runs the README's fleet recipe through
+// Debian's carbon-relay (consistent hashing, pickle to the caches).
 func TestFleetThroughCarbonRelay(t *testing.T) {
+	testFleet(t, func(a, b *testbed.Carbon) fleetRelay {
+		r := testbed.NewRelay(t, a, b)
+		return fleetRelay{r.TCPAddr, r.Stop, r.Start}
+	})
+}
+
+// TestFleetThroughCarbonCRelay runs it through Debian's carbon-c-relay
+// (carbon_ch, plaintext to the caches), the relay the README recommends
+// beside carbon-relay.
+func TestFleetThroughCarbonCRelay(t *testing.T) {
+	testFleet(t, func(a, b *testbed.Carbon) fleetRelay {
+		r := testbed.NewCRelay(t, a, b)
+		return fleetRelay{r.TCPAddr, r.Stop, r.Start}
+	})
+}
+
+// testFleet sends three hosts' gathers through the relay newRelay starts
+// in front of two carbon-caches, a and b: every path on one cache, one
+// point per run; then the relay down for ten runs, each spooled; then the
+// relay back, and every point of every run lands, once.
+func testFleet(t *testing.T, newRelay func(a, b *testbed.Carbon) fleetRelay) {
 	if testing.Short() {
-		t.Skip("end-to-end")
+		t.Skip("end-to-end: HAProxy, carbon-cache, the relay and the binary")
 	}
 	bin := hapMonitor(t)
 	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{Backends: 4, ServersPerBackend: 4})
 	cacheA := testbed.NewCarbonWith(t, testbed.CarbonOptions{Instance: "a"})
 	cacheB := testbed.NewCarbonWith(t, testbed.CarbonOptions{Instance: "b"})
-	relay := testbed.NewRelay(t, cacheA, cacheB)
+	relay := newRelay(cacheA, cacheB)
 	dir := t.TempDir()
 
 	confs := map[string]string{}
 	want := map[string]bool{} // every path the fleet sends
 	for _, host := range fleetHosts {
-		confs[host] = fleetConf(t, dir, host, h.AdminSocket, relay.TCPAddr)
+		confs[host] = fleetConf(t, dir, host, h.AdminSocket, relay.addr)
 		paths := sentPaths(t, bin, confs[host], "fleet")
 		for _, p := range paths {
 			if want[p] {
@@ -208,7 +239,7 @@ func TestFleetThroughCarbonRelay(t *testing.T) {
 
 	// The relay down for ten runs: each host spools its gather and exits
 	// 1, each run's gather in a file of its own.
-	if err := relay.Stop(); err != nil {
+	if err := relay.stop(); err != nil {
 		t.Fatal(err)
 	}
 	const down = 10
@@ -226,7 +257,7 @@ func TestFleetThroughCarbonRelay(t *testing.T) {
 	// its new gather; every point of every run lands, once.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := relay.Start(ctx); err != nil {
+	if err := relay.start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	runs = append(runs, runWindow(func() { runFleet(0, "metrics loaded from the spool, ") }))
