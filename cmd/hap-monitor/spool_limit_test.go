@@ -15,19 +15,12 @@ import (
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
-// dirSize sums the sizes of every file of dir, temporary ones included:
-// what the spool takes on the disk.
+// dirSize is what dir takes on the disk, temporary files included.
 func dirSize(t *testing.T, dir string) int64 {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
+	n, err := testbed.DirBytes(dir)
+	if err != nil {
 		t.Fatal(err)
-	}
-	var n int64
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil {
-			n += info.Size()
-		}
 	}
 	return n
 }

@@ -40,17 +40,9 @@ type CRelay struct {
 // caches, each of which needs an Instance of its own, and returns once it
 // accepts connections.
 func StartCRelay(ctx context.Context, caches ...*Carbon) (*CRelay, error) {
-	if len(caches) == 0 {
-		return nil, errors.New("carbon-c-relay: no carbon-cache to send to")
-	}
-	var dests []string
-	seen := map[string]bool{}
-	for _, c := range caches {
-		if c.Instance == "" || seen[c.Instance] {
-			return nil, fmt.Errorf("carbon-c-relay: each carbon-cache needs an instance name of its own (StartCarbonWith), got %q", c.Instance)
-		}
-		seen[c.Instance] = true
-		dests = append(dests, c.TCPAddr+"="+c.Instance)
+	dests, err := destinations("carbon-c-relay", caches, func(c *Carbon) string { return c.TCPAddr + "=" + c.Instance })
+	if err != nil {
+		return nil, err
 	}
 	bin, err := findProgram("carbon-c-relay", "apt-get install carbon-c-relay")
 	if err != nil {

@@ -53,17 +53,9 @@ type Relay struct {
 // (StartCarbonWith): carbon's hash ring tells destinations apart by
 // address and instance.
 func StartRelay(ctx context.Context, caches ...*Carbon) (*Relay, error) {
-	if len(caches) == 0 {
-		return nil, errors.New("carbon-relay: no carbon-cache to send to")
-	}
-	seen := map[string]bool{}
-	var dests []string
-	for _, c := range caches {
-		if c.Instance == "" || seen[c.Instance] {
-			return nil, fmt.Errorf("carbon-relay: each carbon-cache needs an instance name of its own (StartCarbonWith), got %q", c.Instance)
-		}
-		seen[c.Instance] = true
-		dests = append(dests, c.PickleAddr+":"+c.Instance)
+	dests, err := destinations("carbon-relay", caches, func(c *Carbon) string { return c.PickleAddr + ":" + c.Instance })
+	if err != nil {
+		return nil, err
 	}
 	bin, err := findProgram("carbon-relay", "apt-get install graphite-carbon")
 	if err != nil {
@@ -72,6 +64,25 @@ func StartRelay(ctx context.Context, caches ...*Carbon) (*Relay, error) {
 	ctx, cancel := withDefaultTimeout(ctx, carbonStartTimeout)
 	defer cancel()
 	return retryStart(ctx, 3, anyError, func() (*Relay, error) { return startRelayOnce(ctx, bin, dests) })
+}
+
+// destinations names each cache for a relay, by dest, after checking
+// that each has an instance name of its own: a relay's hash ring tells
+// destinations apart by address and instance.
+func destinations(relay string, caches []*Carbon, dest func(*Carbon) string) ([]string, error) {
+	if len(caches) == 0 {
+		return nil, fmt.Errorf("%s: no carbon-cache to send to", relay)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range caches {
+		if c.Instance == "" || seen[c.Instance] {
+			return nil, fmt.Errorf("%s: each carbon-cache needs an instance name of its own (StartCarbonWith), got %q", relay, c.Instance)
+		}
+		seen[c.Instance] = true
+		out = append(out, dest(c))
+	}
+	return out, nil
 }
 
 // NewRelay is StartRelay for tests: it fails t on error and stops

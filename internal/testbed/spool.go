@@ -54,3 +54,24 @@ func SpoolFileLines(path string) ([]string, error) {
 	}
 	return lines, nil
 }
+
+// DirBytes sums the sizes of dir's files, temporary ones included: what
+// a spool directory takes on the disk (0 for a directory not made yet).
+func DirBytes(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	var n int64
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			return 0, err
+		}
+		n += info.Size()
+	}
+	return n, nil
+}

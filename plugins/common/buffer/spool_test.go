@@ -12,22 +12,16 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
+
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
-// dirBytes sums the sizes of dir's files, hidden ones included.
+// dirBytes is what dir takes on the disk, temporary files included.
 func dirBytes(t *testing.T, dir string) int64 {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
+	n, err := testbed.DirBytes(dir)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var n int64
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += info.Size()
 	}
 	return n
 }
