@@ -390,6 +390,7 @@ const keepItems = 1 << 16
 func (b *Buffer) releaseSpoolIfDone() {
 	if b.fromSpool == 0 && b.spool != nil {
 		b.spool.Release()
+		b.spoolTaken = false // the files loaded next start untouched
 	}
 }
 

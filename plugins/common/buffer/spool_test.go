@@ -318,3 +318,31 @@ func TestOverflowGivesAnUntouchedBacklogBack(t *testing.T) {
 		t.Errorf("Len %d, want 8 with the 2 oldest pending written again; log:\n%s", b.Len(), logs)
 	}
 }
+
+// TestGiveBackAfterADeliveredBacklog: once the files loaded first are
+// delivered, the files loaded next can be given back untouched too.
+func TestGiveBackAfterADeliveredBacklog(t *testing.T) {
+	dir := t.TempDir()
+	first, _ := newSpool(t, dir)
+	for _, r := range [][2]int{{0, 3}, {3, 6}} {
+		if _, _, _, err := first.Write(seq(r[0], r[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, _ := first.Files()
+	s, _ := newSpool(t, dir)
+	log, logs := newLog()
+	b := New(5, s, log)
+	if n, _ := b.LoadSpool(); n != 3 {
+		t.Fatalf("loaded %d, want the first file's 3", n)
+	}
+	b.Take(3)
+	b.Delivered(3)
+	if n, _ := b.LoadSpool(); n != 3 {
+		t.Fatalf("loaded %d, want the second file's 3", n)
+	}
+	b.Add(seq(6, 10))
+	if left, _ := s.Files(); b.Len() != 4 || len(left) != 1 || left[0] != files[1] || strings.Contains(logs.String(), "metric buffer full") {
+		t.Errorf("Len %d, files %v; want this run's 4 held and the second file as it was; log:\n%s", b.Len(), left, logs)
+	}
+}
