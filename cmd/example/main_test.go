@@ -14,6 +14,7 @@ import (
 // own HAProxy, prints line protocol and the Graphite lines of the
 // original's command line, and removes HAProxy's sockets at the end.
 func TestExample(t *testing.T) {
+	testbed.NeedsPeer(t, "HAProxy")
 	var stdout, stderr bytes.Buffer
 	if code := run(nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)

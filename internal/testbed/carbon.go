@@ -81,6 +81,7 @@ func StartCarbonWith(ctx context.Context, opts CarbonOptions) (*Carbon, error) {
 // carbon-cache when the test ends.
 func NewCarbon(t testing.TB) *Carbon {
 	t.Helper()
+	NeedsPeer(t, "carbon-cache")
 	return NewCarbonWith(t, CarbonOptions{})
 }
 
@@ -88,6 +89,7 @@ func NewCarbon(t testing.TB) *Carbon {
 // stops carbon-cache when the test ends.
 func NewCarbonWith(t testing.TB, opts CarbonOptions) *Carbon {
 	t.Helper()
+	NeedsPeer(t, "carbon-cache")
 	c, err := StartCarbonWith(context.Background(), opts)
 	return stopAtEnd(t, c, err)
 }

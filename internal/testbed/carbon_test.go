@@ -81,6 +81,7 @@ func TestCarbonTaggedPath(t *testing.T) {
 }
 
 func TestCarbonCloseLeavesNothing(t *testing.T) {
+	NeedsPeer(t, "carbon-cache")
 	c, err := StartCarbon(context.Background())
 	if err != nil {
 		t.Fatal(err)

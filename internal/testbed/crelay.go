@@ -57,6 +57,7 @@ func StartCRelay(ctx context.Context, caches ...*Carbon) (*CRelay, error) {
 // carbon-c-relay when the test ends.
 func NewCRelay(t testing.TB, caches ...*Carbon) *CRelay {
 	t.Helper()
+	NeedsPeer(t, "carbon-c-relay")
 	r, err := StartCRelay(context.Background(), caches...)
 	return stopAtEnd(t, r, err)
 }

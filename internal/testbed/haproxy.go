@@ -121,6 +121,7 @@ func StartHAProxy(ctx context.Context, opts HAProxyOptions) (*HAProxy, error) {
 // HAProxy when the test ends.
 func NewHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
 	t.Helper()
+	NeedsPeer(t, "HAProxy")
 	h, err := StartHAProxy(context.Background(), opts)
 	return stopAtEnd(t, h, err)
 }

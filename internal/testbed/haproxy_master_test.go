@@ -11,6 +11,7 @@ import (
 // open, and checks that the old worker stays while the session lives and
 // that Close stops every process, the old worker's included.
 func TestHAProxyMasterWorker(t *testing.T) {
+	NeedsPeer(t, "HAProxy")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	h, err := StartHAProxy(ctx, HAProxyOptions{MasterWorker: true})

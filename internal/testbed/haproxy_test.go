@@ -121,6 +121,7 @@ func TestHAProxyStatsPage(t *testing.T) {
 }
 
 func TestHAProxyCloseLeavesNothing(t *testing.T) {
+	NeedsPeer(t, "HAProxy")
 	h, err := StartHAProxy(context.Background(), HAProxyOptions{})
 	if err != nil {
 		t.Fatal(err)

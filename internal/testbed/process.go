@@ -209,6 +209,17 @@ func fileTail(path string) string {
 
 // stopAtEnd is the end of every NewX for tests: it fails t on err, and
 // otherwise closes peer when the test ends, failing t if that fails.
+// NeedsPeer skips t under go test -short, in one line naming the peer it
+// needs: a program a machine with only Go lacks. The NewX helpers of the
+// real peers call it; a test that starts one by other means calls it
+// first.
+func NeedsPeer(t testing.TB, peer string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s: run without -short, or ./scripts/test, which installs it", peer)
+	}
+}
+
 func stopAtEnd[P io.Closer](t testing.TB, peer P, err error) P {
 	t.Helper()
 	if err != nil {

@@ -89,6 +89,7 @@ func destinations(relay string, caches []*Carbon, dest func(*Carbon) string) ([]
 // carbon-relay when the test ends.
 func NewRelay(t testing.TB, caches ...*Carbon) *Relay {
 	t.Helper()
+	NeedsPeer(t, "carbon-relay")
 	r, err := StartRelay(context.Background(), caches...)
 	return stopAtEnd(t, r, err)
 }

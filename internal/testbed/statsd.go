@@ -72,6 +72,7 @@ func StartStatsd(ctx context.Context, carbonTCPAddr string, flushInterval time.D
 // on error and stops statsd when the test ends.
 func NewStatsd(t testing.TB, carbonTCPAddr string) *Statsd {
 	t.Helper()
+	NeedsPeer(t, "statsd (Node.js and npm)")
 	s, err := StartStatsd(context.Background(), carbonTCPAddr, time.Second)
 	return stopAtEnd(t, s, err)
 }
