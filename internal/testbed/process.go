@@ -207,8 +207,6 @@ func fileTail(path string) string {
 	return tail(data, 1500)
 }
 
-// stopAtEnd is the end of every NewX for tests: it fails t on err, and
-// otherwise closes peer when the test ends, failing t if that fails.
 // NeedsPeer skips t under go test -short, in one line naming the peer it
 // needs: a program a machine with only Go lacks. The NewX helpers of the
 // real peers call it; a test that starts one by other means calls it
@@ -220,6 +218,8 @@ func NeedsPeer(t testing.TB, peer string) {
 	}
 }
 
+// stopAtEnd is the end of every NewX for tests: it fails t on err, and
+// otherwise closes peer when the test ends, failing t if that fails.
 func stopAtEnd[P io.Closer](t testing.TB, peer P, err error) P {
 	t.Helper()
 	if err != nil {
