@@ -323,7 +323,7 @@ func checkStaticBinary(t *testing.T, bin []byte, machine elf.Machine) {
 	if err != nil {
 		t.Fatalf("binary: %v", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if f.Machine != machine {
 		t.Errorf("binary is for %v, want %v", f.Machine, machine)
 	}

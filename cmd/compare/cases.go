@@ -84,7 +84,7 @@ func measureSize(ctx context.Context, bins binaries, sz size, opts options, chec
 	if err != nil {
 		return nil, err
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	sink, err := startSink()
 	if err != nil {
 		return nil, err

@@ -103,7 +103,7 @@ func startTelegraf(t *testing.T, conf string) func() string {
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
+		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(20 * time.Second):
@@ -506,7 +506,7 @@ func TestExecdInputByHand(t *testing.T) {
 		if _, err := io.ReadFull(stdout, buf); err != nil {
 			t.Fatal(err)
 		}
-		go io.Copy(io.Discard, stdout)
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}

@@ -665,7 +665,7 @@ func closedUDPPort(t *testing.T) string {
 		t.Fatal(err)
 	}
 	addr := c.LocalAddr().String()
-	c.Close()
+	_ = c.Close()
 	return addr
 }
 

@@ -122,7 +122,7 @@ func TestPipelineSoak(t *testing.T) {
 	defer func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
-			<-done
+			<-done //nolint:errcheck // the exit status of a kill
 		}
 	}()
 

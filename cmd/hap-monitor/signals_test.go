@@ -419,7 +419,7 @@ func startInProcess(t *testing.T, args ...string) *inProcess {
 	r, w := io.Pipe()
 	p := &inProcess{sigs: make(chan os.Signal, 4), stdin: w, stdout: &testbed.SyncBuffer{}, stderr: &testbed.SyncBuffer{}, code: make(chan int, 1)}
 	go func() { p.code <- runWithSignals(context.Background(), p.sigs, args, r, p.stdout, p.stderr) }()
-	t.Cleanup(func() { w.Close() })
+	t.Cleanup(func() { _ = w.Close() })
 	return p
 }
 
@@ -590,13 +590,13 @@ func TestTelegrafKilledExecdOutputSpools(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	var child int
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited
 		if child != 0 && running(child) {
-			syscall.Kill(child, syscall.SIGKILL)
+			_ = syscall.Kill(child, syscall.SIGKILL)
 		}
 		if t.Failed() {
 			t.Logf("telegraf log:\n%s", readLog())

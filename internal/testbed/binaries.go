@@ -93,7 +93,8 @@ func goTool() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
-	for _, p := range []string{filepath.Join(runtime.GOROOT(), "bin", "go"), "/usr/local/go/bin/go"} {
+	// The toolchain that built the running binary, where Go installs it.
+	for _, p := range []string{"/usr/local/go/bin/go", "/usr/lib/go/bin/go"} {
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}

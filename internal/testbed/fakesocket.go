@@ -34,7 +34,7 @@ func StaleSocket(t testing.TB) string {
 		t.Fatal(err)
 	}
 	l.SetUnlinkOnClose(false)
-	l.Close()
+	_ = l.Close()
 	return path
 }
 
@@ -85,7 +85,7 @@ func NewFakeSocket(t testing.TB, serve func(c net.Conn, command string)) *FakeSo
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	return f
 }
 
@@ -157,7 +157,7 @@ func AnswerCommands(answer string) func(c net.Conn, command string) {
 		stat, tables = s+"\n\n", t
 	}
 	return func(c net.Conn, command string) {
-		c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // a fake
+		c.SetDeadline(time.Now().Add(10 * time.Second)) // a fake
 		for _, cmd := range strings.Split(strings.TrimSpace(command), ";") {
 			part := stat
 			switch cmd {

@@ -63,7 +63,7 @@ func TestFakeSocketCloseEndsABlockedServe(t *testing.T) {
 	io.WriteString(c, "show stat\n") //nolint:errcheck // checked by Commands
 	waitFor(t, "the command", func() bool { return len(f.Commands()) == 1 })
 	done := make(chan struct{})
-	go func() { f.Close(); close(done) }()
+	go func() { _ = f.Close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

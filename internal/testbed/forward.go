@@ -56,7 +56,7 @@ func NewForwarder(t testing.TB, addr, to string) *Forwarder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	return f
 }
 

@@ -18,7 +18,7 @@ func TestHAProxyMasterWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	p, err := h.Processes(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestHAProxyMasterWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	defer func() { _ = held.Close() }()
 	second, err := h.Reload(ctx)
 	if err != nil {
 		t.Fatal(err)

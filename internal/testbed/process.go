@@ -72,7 +72,7 @@ func freeUDPPort() (int, error) {
 		if err != nil {
 			continue
 		}
-		c.Close()
+		_ = c.Close()
 		return p, nil
 	}
 	return 0, errors.New("no loopback port free for both TCP and UDP")

@@ -30,7 +30,7 @@ func TestRelaySpreadsOverCachesAndRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() }) // when the test fails before its own Close
+	t.Cleanup(func() { _ = r.Close() }) // when the test fails before its own Close
 	want := fmt.Sprintf("[%s:a %s:b]", a.PickleAddr, b.PickleAddr)
 	if fmt.Sprint(r.Destinations) != want {
 		t.Errorf("Destinations = %v, want %s", r.Destinations, want)
@@ -134,7 +134,7 @@ func TestRelayNeedsInstanceNames(t *testing.T) {
 		{{PickleAddr: "127.0.0.1:1", Instance: "a"}, {PickleAddr: "127.0.0.1:2", Instance: "a"}},
 	} {
 		if r, err := StartRelay(context.Background(), caches...); err == nil {
-			r.Close()
+			_ = r.Close()
 			t.Errorf("StartRelay(%d caches) started without distinct instance names", len(caches))
 		}
 	}

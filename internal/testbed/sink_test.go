@@ -64,12 +64,12 @@ var eightMB = joinLines(graphiteLines(0, 8<<20/27))
 // to stop it; it returns how much was written.
 func writeUntilBlocked(t *testing.T, c net.Conn, b []byte) int {
 	t.Helper()
-	c.SetWriteDeadline(time.Now().Add(time.Second)) //nolint:errcheck // checked by the write
+	c.SetWriteDeadline(time.Now().Add(time.Second)) // checked by the write
 	n, err := c.Write(b)
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("writing %d bytes to a sink that does not read: %d written, %v; want the deadline exceeded", len(b), n, err)
 	}
-	c.SetWriteDeadline(time.Time{}) //nolint:errcheck // a plain write follows
+	c.SetWriteDeadline(time.Time{}) // a plain write follows
 	return n
 }
 
@@ -81,7 +81,7 @@ func TestGraphiteSinkReadsEveryLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.CloseWrite()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read after CloseWrite: %v, want EOF: the sink closes after the client", err)
 	}
@@ -142,7 +142,7 @@ func TestGraphiteSinkCloseAfter(t *testing.T) {
 	if _, err := c.Write(joinLines(all)); err != nil {
 		t.Fatal(err)
 	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("the client read %v, want a reset: lines were left unread", err)
 	}
@@ -178,7 +178,7 @@ func TestGraphiteSinkLinger(t *testing.T) {
 	}
 	c.CloseWrite()
 	waitFor(t, "the sink to read the client's EOF", func() bool { return s.EOFs() == 1 })
-	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read after CloseWrite: %v, want no EOF within 300 ms", err)
 	}
@@ -187,7 +187,7 @@ func TestGraphiteSinkLinger(t *testing.T) {
 	}
 	drainSink(t, s) // the connection was read to its end
 	s.Stop()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("read after Stop: %v, want a reset", err)
 	}
@@ -233,7 +233,7 @@ func TestGraphiteSinkStopAndRestart(t *testing.T) {
 	}
 	waitFor(t, "the first line", func() bool { return len(s.Lines()) == 1 })
 	s.Stop()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("read after Stop: %v, want a reset", err)
 	}

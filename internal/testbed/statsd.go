@@ -221,7 +221,7 @@ func (s *Statsd) Close() error {
 	if s.cmd != nil && s.cmd.Process != nil && s.done != nil {
 		_ = s.cmd.Process.Signal(os.Interrupt)
 		select {
-		case <-s.done:
+		case <-s.done: //nolint:errcheck // it stopped as asked
 		case <-time.After(10 * time.Second):
 			_ = s.cmd.Process.Kill()
 			if err := <-s.done; err != nil && !isSignalExit(err) {

@@ -52,7 +52,7 @@ func NewUDPSink(t testing.TB) *UDPSink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 

@@ -293,14 +293,14 @@ func (b *Buffer) overflowed(ms []telegraf.Metric) {
 	b.mu.Unlock()
 }
 
-// Take moves up to max pending metrics in flight and returns them, oldest
+// Take moves up to most pending metrics in flight and returns them, oldest
 // first; none when nothing is pending. The slice is the buffer's: valid
 // until the next Take.
-func (b *Buffer) Take(max int) []telegraf.Metric {
+func (b *Buffer) Take(most int) []telegraf.Metric {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	start := b.head + b.acked + b.flight
-	n := min(max, len(b.items)-start)
+	n := min(most, len(b.items)-start)
 	if n <= 0 {
 		return nil
 	}

@@ -64,7 +64,7 @@ func TestMetricsAreReleasedOnceWhenTheyLeave(t *testing.T) {
 	wantReleased(t, "2 more delivered", cs, func(i int) int { return b2i(i < 5) })
 	b.Confirm(-1)
 	wantReleased(t, "every acknowledged one confirmed", cs, func(i int) int { return b2i(i < 6) })
-	b.Close()
+	_, _, _ = b.Close()
 	wantReleased(t, "the rest lost at Close", cs, func(int) int { return 1 })
 }
 
@@ -91,6 +91,6 @@ func TestMetricsAreReleasedWhenDroppedOrSpooled(t *testing.T) {
 	b.Add(ms)
 	wantReleased(t, "3 spooled over the limit", cs, func(i int) int { return b2i(i < 3) })
 	b.Take(2)
-	b.Close()
+	_, _, _ = b.Close()
 	wantReleased(t, "the rest spooled at Close", cs, func(int) int { return 1 })
 }

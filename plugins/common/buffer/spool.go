@@ -157,7 +157,7 @@ func (s *Spool) Claim(room int) ([]telegraf.Metric, error) {
 		}
 		ms, bad := read(c.f)
 		if len(out) > 0 && len(out)+len(ms) > room {
-			c.f.Close() //nolint:errcheck // unlocks; left for later
+			c.f.Close() // unlocks; left for later
 			break
 		}
 		if bad != nil {
@@ -233,7 +233,7 @@ func lock(path string) (*claim, error) {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close() //nolint:errcheck // read-only
+		f.Close() // read-only
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, nil
 		}
@@ -244,7 +244,7 @@ func lock(path string) (*claim, error) {
 	fi, err1 := f.Stat()
 	pi, err2 := os.Stat(path)
 	if err1 != nil || err2 != nil || !os.SameFile(fi, pi) {
-		f.Close() //nolint:errcheck // read-only
+		f.Close() // read-only
 		return nil, nil
 	}
 	return &claim{path: path, f: f}, nil
@@ -408,7 +408,7 @@ func (s *Spool) makeRoom(ms []telegraf.Metric, data []byte, n int) ([]byte, int,
 			continue // another run holds it
 		}
 		err = os.Remove(f.path)
-		c.f.Close() //nolint:errcheck // read-only; closing unlocks
+		c.f.Close() // read-only; closing unlocks
 		if err != nil {
 			continue
 		}
@@ -540,7 +540,7 @@ func (s *Spool) let(remove bool) {
 				s.log.Errorf("spool: removing %s: %v (its metrics were delivered; remove it by hand)", c.path, err)
 			}
 		}
-		c.f.Close() //nolint:errcheck // read-only; closing unlocks
+		c.f.Close() // read-only; closing unlocks
 	}
 	s.claimed = nil
 }
@@ -561,7 +561,7 @@ func writeAtomic(path string, data []byte) error {
 		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
-		os.Remove(f.Name()) //nolint:errcheck // best effort cleanup
+		os.Remove(f.Name()) // best effort cleanup
 	}
 	return err
 }

@@ -55,13 +55,13 @@ type Reader struct {
 	now  func() time.Time
 }
 
-// NewReader returns a reader of r's lines, of up to max bytes each (not
-// counting the line break; MaxLineBytes if max <= 0).
-func NewReader(r io.Reader, max int) *Reader {
-	if max <= 0 {
-		max = MaxLineBytes
+// NewReader returns a reader of r's lines, of up to maxBytes bytes each
+// (not counting the line break; MaxLineBytes if maxBytes <= 0).
+func NewReader(r io.Reader, maxBytes int) *Reader {
+	if maxBytes <= 0 {
+		maxBytes = MaxLineBytes
 	}
-	return &Reader{br: bufio.NewReaderSize(r, 64<<10), max: max, now: time.Now}
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10), max: maxBytes, now: time.Now}
 }
 
 // Next returns the next metric, skipping empty and comment lines; a line

@@ -222,13 +222,13 @@ func TestEncoderSortFields(t *testing.T) {
 	if err := e.Encode(m); err != nil {
 		t.Fatal(err)
 	}
-	e.Flush()
+	_ = e.Flush()
 	e = NewEncoder(&sorted)
 	e.SortFields()
 	if err := e.Encode(m); err != nil {
 		t.Fatal(err)
 	}
-	e.Flush()
+	_ = e.Flush()
 	want := "haproxy_info,server=/a CurrConns=1i,Idle_pct=99i,Uptime_sec=5i,version=\"2.6\" 1000000000\n"
 	if sorted.String() != want {
 		t.Errorf("sorted: %q, want %q", sorted.String(), want)

@@ -66,9 +66,9 @@ func encodeOne(t *testing.T, m telegraf.Metric, sorted bool) (string, string) {
 	// A line before and after: the metric's line must sit between them
 	// whole, or not at all.
 	before, _ := both("before", nil, ts, field{"v", uint64(1)})
-	enc.Encode(before)
+	_ = enc.Encode(before)
 	err := enc.Encode(m)
-	enc.Encode(before)
+	_ = enc.Encode(before)
 	if ferr := enc.Flush(); ferr != nil {
 		t.Fatal(ferr)
 	}
@@ -146,8 +146,8 @@ func TestTextFieldsSortedOrdersAreKept(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eg.Flush()
-	ew.Flush()
+	_ = eg.Flush()
+	_ = ew.Flush()
 	if got.String() != want.String() {
 		t.Errorf("got\n%s\nwant\n%s", got.String(), want.String())
 	}

@@ -62,7 +62,7 @@ func serveRecorded(b *testing.B) string {
 				if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
 					return
 				}
-				c.Write(answer)
+				_, _ = c.Write(answer)
 			})
 		}
 	})
@@ -84,7 +84,7 @@ func discardSink(b *testing.B) string {
 			if err != nil {
 				return
 			}
-			wg.Go(func() { io.Copy(io.Discard, c); c.Close() })
+			wg.Go(func() { _, _ = io.Copy(io.Discard, c); _ = c.Close() })
 		}
 	})
 	return ln.Addr().String()

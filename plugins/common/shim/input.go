@@ -105,18 +105,18 @@ func RunInput(ctx context.Context, cfg *config.Config, opts InputOptions, stdin 
 // fold takes whatever trigger is ready on each channel, without waiting,
 // and reports whether there was one.
 func fold(pending <-chan struct{}, signals <-chan os.Signal) bool {
-	any := false
+	found := false
 	select {
 	case <-pending:
-		any = true
+		found = true
 	default:
 	}
 	select {
 	case <-signals:
-		any = true
+		found = true
 	default:
 	}
-	return any
+	return found
 }
 
 // writeGather gathers the inputs due (all when nil) once and writes the
@@ -150,7 +150,7 @@ func (w *lineWriter) add(m telegraf.Metric) {
 		return
 	}
 	if w.enc.Len() >= flushBytes {
-		w.flush()
+		_ = w.flush() // kept in w.err, which ends the input
 	}
 }
 

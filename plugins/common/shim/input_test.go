@@ -50,10 +50,10 @@ func startInput(t *testing.T, conf string, opts InputOptions, prepare func(*coun
 	r := &inputRun{in: in, stdin: chanReader{make(chan string)}, out: bufio.NewScanner(pr), done: make(chan error, 1), logs: logs, cancel: cancel}
 	go func() {
 		err := RunInput(ctx, cfg, opts, r.stdin, pw, sink)
-		pw.Close()
+		_ = pw.Close()
 		r.done <- err
 	}()
-	t.Cleanup(func() { cancel(); pr.Close() })
+	t.Cleanup(func() { cancel(); _ = pr.Close() })
 	return r
 }
 

@@ -13,7 +13,7 @@ import (
 
 const recordConf = "[[outputs.shim_record]]\n"
 
-func runOutput(t *testing.T, conf string, opts OutputOptions, stdin io.Reader) (*recordOutput, error, string) {
+func runOutput(t *testing.T, conf string, opts OutputOptions, stdin io.Reader) (*recordOutput, string, error) {
 	t.Helper()
 	cfg, sink, logs := load(t, conf)
 	err := RunOutput(context.Background(), cfg, opts, stdin, sink)
@@ -27,7 +27,7 @@ func runOutput(t *testing.T, conf string, opts OutputOptions, stdin io.Reader) (
 	if !rec.closed {
 		t.Error("output not closed")
 	}
-	return rec, err, logs.String()
+	return rec, logs.String(), err
 }
 
 func TestOutputSkipsBadLinesNamingThemAndDeliversTheRest(t *testing.T) {
@@ -42,7 +42,7 @@ func TestOutputSkipsBadLinesNamingThemAndDeliversTheRest(t *testing.T) {
 		"cpu,host=a usage=3 notatime\n" + // 8
 		"cpu usage=4 99999999999999999999999\n" + // 9: timestamp out of range
 		"cpu,host=b usage=5 6000000000" // 10: no final newline: possibly cut, skipped
-	rec, err, logs := runOutput(t, recordConf, OutputOptions{}, strings.NewReader(input))
+	rec, logs, err := runOutput(t, recordConf, OutputOptions{}, strings.NewReader(input))
 	if err != nil {
 		t.Fatalf("RunOutput: %v (bad lines are not delivery failures)", err)
 	}
@@ -66,7 +66,7 @@ func TestOutputSkipsBadLinesNamingThemAndDeliversTheRest(t *testing.T) {
 
 func TestOutputSkipsALineOverTheLimit(t *testing.T) {
 	input := "a v=1 1\n" + "b v=\"" + strings.Repeat("y", MaxLineBytes) + "\" 2\n" + "c v=3 3\n"
-	rec, err, logs := runOutput(t, recordConf, OutputOptions{}, strings.NewReader(input))
+	rec, logs, err := runOutput(t, recordConf, OutputOptions{}, strings.NewReader(input))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestOutputWritesInBatches(t *testing.T) {
 	for i := range 10 {
 		fmt.Fprintf(&in, "m v=%di %d\n", i, i+1)
 	}
-	rec, err, _ := runOutput(t, recordConf, OutputOptions{BatchSize: 3, FlushInterval: time.Hour}, strings.NewReader(in.String()))
+	rec, _, err := runOutput(t, recordConf, OutputOptions{BatchSize: 3, FlushInterval: time.Hour}, strings.NewReader(in.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestOutputFlushesAPartialBatchOnTheInterval(t *testing.T) {
 	}
 	// stdin stays open: only the flush interval can deliver these two.
 	waitFor(t, "two metrics written before EOF", func() bool { return len(rec.metrics()) == 2 })
-	pw.Close()
+	_ = pw.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestOutputFlushesAPartialBatchOnTheInterval(t *testing.T) {
 
 func TestOutputExitStatusFollowsUndelivered(t *testing.T) {
 	t.Run("undeliverer holding metrics at close", func(t *testing.T) {
-		_, err, logs := runOutput(t, "[[outputs.shim_buffered]]\n  buffered = true\n  pending = 1000\n", OutputOptions{}, strings.NewReader("a v=1 1\n"))
+		_, logs, err := runOutput(t, "[[outputs.shim_buffered]]\n  buffered = true\n  pending = 1000\n", OutputOptions{}, strings.NewReader("a v=1 1\n"))
 		if !errors.Is(err, ErrUndelivered) {
 			t.Errorf("err = %v, want ErrUndelivered", err)
 		}
@@ -128,12 +128,12 @@ func TestOutputExitStatusFollowsUndelivered(t *testing.T) {
 		}
 	})
 	t.Run("undeliverer that delivered everything", func(t *testing.T) {
-		if _, err, _ := runOutput(t, "[[outputs.shim_buffered]]\n", OutputOptions{}, strings.NewReader("a v=1 1\n")); err != nil {
+		if _, _, err := runOutput(t, "[[outputs.shim_buffered]]\n", OutputOptions{}, strings.NewReader("a v=1 1\n")); err != nil {
 			t.Errorf("err = %v, want nil", err)
 		}
 	})
 	t.Run("plain output whose Write fails", func(t *testing.T) {
-		_, err, logs := runOutput(t, "[[outputs.shim_record]]\n  fail_writes = true\n", OutputOptions{}, strings.NewReader("a v=1 1\nb v=2 2\n"))
+		_, logs, err := runOutput(t, "[[outputs.shim_record]]\n  fail_writes = true\n", OutputOptions{}, strings.NewReader("a v=1 1\nb v=2 2\n"))
 		if !errors.Is(err, ErrUndelivered) || !strings.HasPrefix(err.Error(), "2 ") {
 			t.Errorf("err = %v, want 2 undelivered", err)
 		}
@@ -153,7 +153,7 @@ func TestOutputAsksABufferingOutputToRetry(t *testing.T) {
 	}()
 	// Nothing arrives: every flush tick is a retry until nothing is pending.
 	waitFor(t, "retries emptying the buffer", func() bool { return out.Undelivered() == 0 })
-	pw.Close()
+	_ = pw.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -176,14 +176,14 @@ func TestOutputHundredThousandLinesWithSomeMalformed(t *testing.T) {
 				fmt.Fprintf(w, "haproxy,proxy=p%d scur=%di %d\n", n%7, n, int64(n)*1e9)
 			}
 			if w.Len() > 32*1024 {
-				io.WriteString(pw, w.String())
+				_, _ = io.WriteString(pw, w.String())
 				w.Reset()
 			}
 		}
-		io.WriteString(pw, w.String())
-		pw.Close()
+		_, _ = io.WriteString(pw, w.String())
+		_ = pw.Close()
 	}()
-	rec, err, logs := runOutput(t, recordConf, OutputOptions{}, pr)
+	rec, logs, err := runOutput(t, recordConf, OutputOptions{}, pr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,11 +70,11 @@ func firstTick(s config.Schedule, start time.Time) time.Time {
 	return first.Add(s.Offset)
 }
 
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
+func jitter(most time.Duration) time.Duration {
+	if most <= 0 {
 		return 0
 	}
-	return rand.N(max)
+	return rand.N(most)
 }
 
 // taken marks input i as no longer queued: its gather is starting.

@@ -96,7 +96,7 @@ type seriesKey struct {
 }
 
 func (k *seriesKey) set(key, value string) {
-	i := -1
+	var i int
 	switch key {
 	case "process_num":
 		i = 0

@@ -69,12 +69,11 @@ const (
 
 func TestParseShowProc(t *testing.T) {
 	type want struct {
-		master          procEntry
-		current, old    []int // pids
-		currentReloads  []int64
-		oldReloads      []int64
-		oldTags         []string
-		masterUptimeSec int64
+		master         procEntry
+		current, old   []int // pids
+		currentReloads []int64
+		oldReloads     []int64
+		oldTags        []string
 	}
 	tests := []struct {
 		name   string
@@ -630,7 +629,7 @@ func TestIntegrationMasterWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer first.Close()
+	defer func() { _ = first.Close() }()
 	before, err := hp.Processes(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -742,7 +741,7 @@ func TestIntegrationMasterWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer second.Close()
+	defer func() { _ = second.Close() }()
 	if _, err := hp.FailReload(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -783,7 +782,7 @@ func TestIntegrationMasterWorker(t *testing.T) {
 		if err := held.Err(); err != nil {
 			t.Errorf("a held session ended early: %v", err)
 		}
-		held.Close()
+		_ = held.Close()
 	}
 	for {
 		p, err := hp.Processes(ctx)

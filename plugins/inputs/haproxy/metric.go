@@ -403,7 +403,7 @@ func (m *rowMetric) Copy() telegraf.Metric {
 		tb[i] = *t
 		c.tags[i] = &tb[i]
 	}
-	c.spareTags = tb[len(tb):len(tb)]
+	c.spareTags = tb[len(tb):]
 	if m.isText {
 		c.raw = slices.Clone(m.raw)
 		c.text = slices.Clone(m.text)

@@ -187,7 +187,7 @@ func masterSequence(ctx context.Context, t *testing.T, hp *testbed.HAProxy) stri
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { held.Close() })
+		t.Cleanup(func() { _ = held.Close() })
 		if len(gens) == 2 {
 			if _, err := hp.FailReload(ctx); err != nil {
 				t.Fatal(err)

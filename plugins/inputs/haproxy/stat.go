@@ -87,10 +87,10 @@ func (e *TruncatedError) Error() string {
 type notCSVError struct{ first []byte }
 
 func (e *notCSVError) Error() string {
-	const max = 80
+	const shown = 80
 	s := e.first
-	if len(s) > max {
-		s = s[:max]
+	if len(s) > shown {
+		s = s[:shown]
 	}
 	return fmt.Sprintf("answer is not show stat CSV, it starts with %q", s)
 }

@@ -263,7 +263,7 @@ func FuzzParseTable(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		acc := &shim.Accumulator{}
 		g := &serverGather{h: h, ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(0, 0)}
-		_ = g.readTables(newLineReader(bytes.NewReader(data)), "1") //nolint:errcheck // any error is fine, a panic is not
+		_ = g.readTables(newLineReader(bytes.NewReader(data)), "1") // any error is fine, a panic is not
 		ms, _ := acc.Drain()
 		if lines := bytes.Count(data, []byte{'\n'}) + 1; len(ms) > lines {
 			t.Fatalf("%d tables from %d lines", len(ms), lines)

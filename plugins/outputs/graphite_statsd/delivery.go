@@ -129,7 +129,7 @@ func (o *GraphiteStatsd) dial(ctx context.Context, t *target) (*link, error) {
 		}
 		tc := cryptotls.Client(w, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close() //nolint:errcheck // the handshake error says it
+			c.Close() // the handshake error says it
 			return nil, fmt.Errorf("TLS handshake with %s: %w", t.addr, err)
 		}
 		l.conn = tc
@@ -144,7 +144,7 @@ func (o *GraphiteStatsd) dial(ctx context.Context, t *target) (*link, error) {
 // that stopped reading to take it.
 func (o *GraphiteStatsd) closeLink() {
 	if o.link != nil {
-		o.link.wire.Conn.Close() //nolint:errcheck // nothing useful to do with it
+		o.link.wire.Conn.Close() // nothing useful to do with it
 		o.link = nil
 	}
 }
@@ -435,7 +435,7 @@ func (o *GraphiteStatsd) deliverOn(ctx context.Context, t *target, final bool) e
 	}
 	l := o.link
 	// Cancelling ctx interrupts a write in flight at once.
-	stop := context.AfterFunc(ctx, func() { l.conn.SetDeadline(time.Unix(1, 0)) }) //nolint:errcheck // best effort
+	stop := context.AfterFunc(ctx, func() { l.conn.SetDeadline(time.Unix(1, 0)) }) // best effort
 	defer stop()
 	send := func(l *link) error { return o.sendLines(ctx, l) }
 	if o.Transport == transportUDP {

@@ -42,7 +42,7 @@ func newOutput(t *testing.T, servers []string, opts func(*GraphiteStatsd)) (*Gra
 	if err := o.Connect(); err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
-	t.Cleanup(func() { o.Close() })
+	t.Cleanup(func() { _ = o.Close() })
 	return o, logs
 }
 
@@ -289,7 +289,7 @@ func TestUDPPacksWholeLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pc.Close() })
+	t.Cleanup(func() { _ = pc.Close() })
 	o, logs := newOutput(t, []string{pc.LocalAddr().String()}, func(o *GraphiteStatsd) {
 		o.Transport = "udp"
 		o.MaxPacketSize = 200
@@ -305,7 +305,7 @@ func TestUDPPacksWholeLines(t *testing.T) {
 	buf := make([]byte, 65536)
 	want := seqLines(0, 100, t0)
 	for len(got) < len(want) {
-		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		n, _, err := pc.ReadFrom(buf)
 		if err != nil {
 			t.Fatalf("after %d lines: %v", len(got), err)
