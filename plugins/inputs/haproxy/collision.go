@@ -185,14 +185,9 @@ func (c *collisions) report(h *HAProxy) {
 		a, b, col := c.sources[p[0]], c.sources[p[1]], c.pairs[p]
 		switch {
 		case a.pid != 0 && a.pid == b.pid && abs64(a.uptime-b.uptime) <= 2:
-			key := a.name + "\x00" + b.name
-			if h.sameProcessLogged[key] {
+			if !h.once("same process: " + a.name + "\x00" + b.name) {
 				continue
 			}
-			if h.sameProcessLogged == nil {
-				h.sameProcessLogged = make(map[string]bool)
-			}
-			h.sameProcessLogged[key] = true
 			h.Log.Infof("%s and %s are the same HAProxy process (pid %d): its %d series are gathered twice and written twice to the same Graphite paths; list only one of them in servers",
 				a.name, b.name, a.pid, col.n)
 		case a.pid != 0 && b.pid != 0:

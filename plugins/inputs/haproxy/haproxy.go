@@ -60,11 +60,10 @@ type HAProxy struct {
 	fields    filter.Filter
 	client    *http.Client
 	commands  string
-	// sameProcessLogged remembers the pairs of sockets already reported
-	// as reading the same HAProxy process (see collision.go).
-	sameProcessLogged map[string]bool
 
-	// said holds what is said once for the plugin's lifetime.
+	// said holds what is said once for the plugin's lifetime: the pairs
+	// of sockets reported as the same process (collision.go), a master
+	// whose old workers give no rows.
 	said *onceSet
 	// tableless holds the sockets whose HAProxy lacks "show table".
 	tableless *tablelessSockets

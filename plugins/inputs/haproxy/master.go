@@ -424,9 +424,9 @@ func (h *HAProxy) workerRoles(ep endpoint, procs procAnswer) (serving, stopping 
 				info, err = parseInfo(lr)
 				return err
 			})
-			var ni *notInfoError
+			_, gone := unknownPID(err)
 			switch {
-			case errors.As(err, &ni) && strings.HasPrefix(string(ni.first), "Can't find the target PID"):
+			case gone:
 				roles[i].gone = true
 			case err == nil:
 				v, ok := info.field("Stopping")
@@ -476,15 +476,24 @@ func (h *HAProxy) gatherWorker(ep endpoint, w procEntry, worker string, acc tele
 		}
 		return nil
 	}
-	var ni *notInfoError
-	if errors.As(err, &ni) && strings.HasPrefix(string(ni.first), "Can't find the target PID") {
+	if line, ok := unknownPID(err); ok {
 		if worker != "" {
 			h.Log.Debugf("%s: ended since show proc listed it", ep.name)
 			return nil
 		}
-		return fmt.Errorf("show stat on %s: the master no longer knows this pid (%s)", ep.name, ni.first)
+		return fmt.Errorf("show stat on %s: the master no longer knows this pid (%s)", ep.name, line)
 	}
 	return fmt.Errorf("show stat on %s: %w", ep.name, err)
+}
+
+// unknownPID returns the master's answer for a pid it no longer knows,
+// "Can't find the target PID matching the prefix '@!8600'", if err is it.
+func unknownPID(err error) ([]byte, bool) {
+	var ni *notInfoError
+	if errors.As(err, &ni) && strings.HasPrefix(string(ni.first), "Can't find the target PID") {
+		return ni.first, true
+	}
+	return nil, false
 }
 
 // queryMaster is querySocket on a master CLI within the timeout. While
