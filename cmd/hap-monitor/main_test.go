@@ -163,6 +163,14 @@ func TestExitStatusOfUsageErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("[[inputs.haproxy]]\n  servers = [\"/a.sock\"]\n  timeuot = \"1s\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badSize := filepath.Join(dir, "size.conf")
+	if err := os.WriteFile(badSize, []byte("[[outputs.graphite_statsd]]\n  spool_dir = \"/tmp/s\"\n  spool_limit = \"ten\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badRate := filepath.Join(dir, "rate.conf")
+	if err := os.WriteFile(badRate, []byte("[[outputs.graphite_statsd]]\n  spool_replay_rate = -5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	empty := filepath.Join(dir, "empty.conf")
 	if err := os.WriteFile(empty, []byte("[agent]\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -174,6 +182,8 @@ func TestExitStatusOfUsageErrors(t *testing.T) {
 		{"", "-config FILE is required"},
 		{"-config " + bad, bad + `:3: [[inputs.haproxy]]: unknown option "timeuot"`},
 		{"-config " + empty, "no [[inputs.haproxy]] or [[outputs.graphite_statsd]]"},
+		{"-config " + badSize, badSize + `:3: [[outputs.graphite_statsd]]: spool_limit: invalid size "ten"`},
+		{"-config " + badRate, "spool_replay_rate: -5 is negative"},
 		{"-config " + filepath.Join(dir, "missing.conf"), "missing.conf"},
 		{"-nosuchflag", "flag provided but not defined: -nosuchflag"},
 		{"-poll_interval 0s -config " + bad, "-poll_interval 0s: must be positive"},

@@ -555,7 +555,7 @@ func (b *Buffer) spoolHolds() string {
 	if unknown {
 		more = "more than "
 	}
-	return fmt.Sprintf("the spool holds %s%d metrics (%s) in %s", more, metrics, FormatBytes(bytes), Plural(files, "file"))
+	return fmt.Sprintf("the spool holds %s%d metrics (%s) in %s", more, metrics, formatBytes(bytes), plural(files, "file"))
 }
 
 // countSpooled counts the entries loaded from the spool.
@@ -572,7 +572,7 @@ func countSpooled(es []entry) int {
 // reportDrop says what the spool's limit left out, if anything.
 func (b *Buffer) reportDrop(d Drop) {
 	if d.Metrics > 0 || d.Files > 0 {
-		b.log.Warnf("spool_limit = %s: left out %s to stay within it", FormatBytes(b.spool.limit), d)
+		b.log.Warnf("spool_limit = %s: left out %s to stay within it", formatBytes(b.spool.limit), d)
 	}
 }
 

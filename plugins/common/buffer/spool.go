@@ -178,7 +178,7 @@ func (s *Spool) Claim(room int) ([]telegraf.Metric, error) {
 		last = f.written
 	}
 	if nfiles > 0 {
-		s.log.Debugf("loaded %d undelivered metrics from %s in %s%s; they go first", len(out), Plural(nfiles, "spool file"), s.dir, spanOf(first, last))
+		s.log.Debugf("loaded %d undelivered metrics from %s in %s%s; they go first", len(out), plural(nfiles, "spool file"), s.dir, spanOf(first, last))
 	}
 	return out, nil
 }
@@ -347,7 +347,7 @@ func (d Drop) String() string {
 	if len(what) == 0 {
 		what = append(what, "the oldest of this write")
 	}
-	return fmt.Sprintf("%s, %s (%s)", n, FormatBytes(d.Bytes), strings.Join(what, ", "))
+	return fmt.Sprintf("%s, %s (%s)", n, formatBytes(d.Bytes), strings.Join(what, ", "))
 }
 
 // Write saves ms to a new file of the spool, atomically (temporary file,
@@ -473,16 +473,16 @@ func (s *Spool) Usage() (files, metrics int, bytes int64, unknown bool, err erro
 	return files, metrics, bytes, unknown, err
 }
 
-// Plural writes a count of things: "1 file", "3 files".
-func Plural(n int, thing string) string {
+// plural writes a count of things: "1 file", "3 files".
+func plural(n int, thing string) string {
 	if n == 1 {
 		return "1 " + thing
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
 }
 
-// FormatBytes writes a size in the units spool_limit takes: "12.3 MB".
-func FormatBytes(n int64) string {
+// formatBytes writes a size in the units spool_limit takes: "12.3 MB".
+func formatBytes(n int64) string {
 	switch {
 	case n >= 1e9:
 		return fmt.Sprintf("%.1f GB", float64(n)/1e9)

@@ -490,7 +490,6 @@ func (o *GraphiteStatsd) sendLines(ctx context.Context, l *link) error {
 		if l.limit > 0 {
 			n = min(n, l.limit-l.carried)
 		}
-		backlog := o.buf.FromSpool() > 0
 		ms := o.buf.Take(n)
 		if len(ms) == 0 {
 			return nil
@@ -502,7 +501,7 @@ func (o *GraphiteStatsd) sendLines(ctx context.Context, l *link) error {
 			l.flight = append(l.flight, l.sent+int64(len(chunk)))
 		}
 		o.chunk = chunk
-		if err := o.paceBacklog(ctx, l, backlog, chunk); err != nil {
+		if err := o.paceBacklog(ctx, l, chunk); err != nil {
 			return err
 		}
 		for len(chunk) > 0 {
@@ -518,10 +517,11 @@ func (o *GraphiteStatsd) sendLines(ctx context.Context, l *link) error {
 	}
 }
 
-// paceBacklog waits, when chunk holds the spool's backlog, until its
-// lines may go within spool_replay_rate; otherwise the pace starts anew.
-func (o *GraphiteStatsd) paceBacklog(ctx context.Context, l *link, backlog bool, chunk []byte) error {
-	if !backlog {
+// paceBacklog waits, while the buffer holds metrics loaded from the
+// spool, until chunk's lines may go within spool_replay_rate; otherwise
+// the pace starts anew.
+func (o *GraphiteStatsd) paceBacklog(ctx context.Context, l *link, chunk []byte) error {
+	if o.buf.FromSpool() == 0 {
 		o.pace.reset()
 		return nil
 	}
@@ -621,7 +621,6 @@ func (o *GraphiteStatsd) waitAcknowledged(ctx context.Context, l *link) error {
 // were skipped. What is sent is delivered.
 func (o *GraphiteStatsd) sendPackets(ctx context.Context, l *link) error {
 	for {
-		backlog := o.buf.FromSpool() > 0
 		ms := o.buf.Take(takeBatch)
 		if len(ms) == 0 {
 			return nil
@@ -632,7 +631,7 @@ func (o *GraphiteStatsd) sendPackets(ctx context.Context, l *link) error {
 			chunk = o.ser.appendMetric(chunk, m, &o.ends)
 		}
 		o.chunk = chunk
-		if err := o.paceBacklog(ctx, l, backlog, chunk); err != nil {
+		if err := o.paceBacklog(ctx, l, chunk); err != nil {
 			return err
 		}
 		if err := l.conn.SetWriteDeadline(time.Now().Add(time.Duration(o.Timeout))); err != nil {

@@ -369,6 +369,8 @@ func TestInitNamesTheOption(t *testing.T) {
 		{func(o *GraphiteStatsd) { o.GraphiteTagSanitizeMode = "loose" }, "graphite_tag_sanitize_mode"},
 		{func(o *GraphiteStatsd) { o.Timeout = -1 }, "timeout"},
 		{func(o *GraphiteStatsd) { o.MetricBufferLimit = -1 }, "metric_buffer_limit"},
+		{func(o *GraphiteStatsd) { o.SpoolLimit = -1 }, "spool_limit"},
+		{func(o *GraphiteStatsd) { o.SpoolReplayRate = -1 }, "spool_replay_rate"},
 		{func(o *GraphiteStatsd) { o.StatsdTags = true }, "statsd_tags"},
 		{func(o *GraphiteStatsd) { o.TLSCert = "/nonexistent" }, "tls_cert"},
 	} {
@@ -384,7 +386,8 @@ func TestInitNamesTheOption(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	o := newTestOutput(t, nil)
 	if o.Format != "graphite" || o.Transport != "tcp" || o.Servers[0] != "localhost:2003" ||
-		o.MaxPacketSize != 1432 || o.MetricBufferLimit != defaultBufferLimit {
+		o.MaxPacketSize != 1432 || o.MetricBufferLimit != defaultBufferLimit ||
+		o.SpoolLimit != defaultSpoolLimit || o.SpoolReplayRate != defaultReplayRate {
 		t.Fatalf("defaults: %+v", o)
 	}
 	o = newTestOutput(t, func(o *GraphiteStatsd) { o.Format = "statsd" })
