@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -119,13 +121,10 @@ func ReleaseBinary(ctx context.Context, version string) (string, error) {
 
 // haproxyIs checks that bin runs and says it is HAProxy version.
 func haproxyIs(ctx context.Context, bin, version string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "-v").CombinedOutput()
+	got, err := HAProxyVersionOf(ctx, bin)
 	if err != nil {
-		return fmt.Errorf("%s -v: %w: %s", bin, err, tail(out, 500))
+		return err
 	}
-	got := haproxyVersion(out)
 	if got != version && !strings.HasPrefix(got, version+".") {
 		return fmt.Errorf("%s is HAProxy %q, not %s", bin, got, version)
 	}
@@ -133,14 +132,6 @@ func haproxyIs(ctx context.Context, bin, version string) error {
 }
 
 var versionRE = regexp.MustCompile(`(?:HA-Proxy|HAProxy) version ([0-9][^ ]*)`)
-
-// haproxyVersion reads the version from "haproxy -v": "3.2.26-1".
-func haproxyVersion(out []byte) string {
-	if m := versionRE.FindSubmatch(out); m != nil {
-		return string(m[1])
-	}
-	return ""
-}
 
 // HAProxyVersionOf returns the version an haproxy binary reports,
 // "2.6.12-1+deb12u4".
@@ -151,8 +142,8 @@ func HAProxyVersionOf(ctx context.Context, bin string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s -v: %w: %s", bin, err, tail(out, 500))
 	}
-	if v := haproxyVersion(out); v != "" {
-		return v, nil
+	if m := versionRE.FindSubmatch(out); m != nil {
+		return string(m[1]), nil
 	}
 	return "", fmt.Errorf("%s -v says no version: %s", bin, tail(out, 500))
 }
@@ -303,14 +294,12 @@ func newAptState(dir, suite, mirror, keyring string) (*aptState, error) {
 	}}, nil
 }
 
+// currentUser names the user the tests run as, for apt's sandbox.
 func currentUser() string {
-	if u := os.Getenv("USER"); u != "" {
-		return u
+	if u, err := user.Current(); err == nil {
+		return u.Username
 	}
-	if os.Getuid() == 0 {
-		return "root"
-	}
-	return "nobody"
+	return strconv.Itoa(os.Getuid())
 }
 
 func (a *aptState) run(ctx context.Context, prog string, args ...string) ([]byte, error) {
