@@ -156,7 +156,7 @@ func parseProcesses(out string) (Processes, error) {
 func procFields(line string) []string {
 	var out []string
 	for _, f := range strings.Fields(line) {
-		if n := len(out); n > 0 && open(out[n-1]) {
+		if n := len(out); n > 0 && unclosed(out[n-1]) {
 			out[n-1] += " " + f
 			continue
 		}
@@ -165,9 +165,9 @@ func procFields(line string) []string {
 	return out
 }
 
-// open reports a token that starts a "<...>" or "[...]" group it does not
+// unclosed reports a token that starts a "<...>" or "[...]" group it does not
 // end.
-func open(tok string) bool {
+func unclosed(tok string) bool {
 	return (strings.HasPrefix(tok, "<") && !strings.HasSuffix(tok, ">")) ||
 		(strings.HasPrefix(tok, "[") && !strings.HasSuffix(tok, "]"))
 }
