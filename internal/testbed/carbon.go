@@ -28,9 +28,12 @@ type Carbon struct {
 	TCPAddr    string // plaintext line receiver, "127.0.0.1:PORT"
 	UDPAddr    string // plaintext UDP receiver, "127.0.0.1:PORT"
 	PickleAddr string // pickle receiver, "127.0.0.1:PORT": what a carbon-relay sends to
-	Instance   string // --instance, "" when started without it
-	WhisperDir string
-	PID        int
+	// CacheQueryAddr is the cache query port, "127.0.0.1:PORT": where
+	// graphite-web (CARBONLINK_HOSTS) reads what carbon has not written yet.
+	CacheQueryAddr string
+	Instance       string // --instance, "" when started without it
+	WhisperDir     string
+	PID            int
 
 	fetch  string // whisper-fetch
 	closed bool
@@ -149,6 +152,7 @@ func (c *Carbon) writeConfig() (string, error) {
 	c.TCPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tcpPort))
 	c.UDPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(udpPort))
 	c.PickleAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(other[0]))
+	c.CacheQueryAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(other[1]))
 	conf := fmt.Sprintf(`[cache]
 STORAGE_DIR = %[1]s
 LOCAL_DATA_DIR = %[2]s

@@ -6,13 +6,16 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
 // liveServers are the loopback listeners behind the HAProxy servers that
 // must be UP: HTTP servers answering 200 to every request (health checks
-// included) and TCP echo servers.
+// included) but /status/NNN, which answers status NNN, and TCP echo
+// servers.
 type liveServers struct {
 	httpAddrs []string
 	tcpAddrs  []string
@@ -61,8 +64,15 @@ func startLiveServers(nHTTP, nTCP int) (*liveServers, error) {
 	return ls, nil
 }
 
-func okHandler(w http.ResponseWriter, _ *http.Request) {
+func okHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
+	if code, ok := strings.CutPrefix(r.URL.Path, "/status/"); ok {
+		if n, err := strconv.Atoi(code); err == nil && n >= 200 && n <= 599 {
+			w.WriteHeader(n)
+			_, _ = io.WriteString(w, code+"\n")
+			return
+		}
+	}
 	_, _ = io.WriteString(w, "ok\n")
 }
 
