@@ -1,0 +1,618 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
+)
+
+var (
+	pictures = flag.String("pictures", "", "write PNG pictures of the key panels, rendered by graphite-web, into this dir")
+	traffic  = flag.Duration("traffic", 30*time.Second, "how long the live test sends traffic to HAProxy")
+)
+
+// host is the [agent] hostname of the test's hap-monitor runs.
+const host = "web01"
+
+// stickTable is a backend with a stick table the test puts one entry in.
+const stickTable = `backend sticky
+	stick-table type ip size 100 expire 10m store gpc0
+`
+
+// TestQueriesAgainstGraphiteWeb runs hap-monitor against a real HAProxy
+// serving real traffic (2xx and the 5xx the test asks its servers for,
+// a server taken DOWN, a failed reload), into a real carbon-cache, and
+// asks a real graphite-web every query of the dashboard, with the
+// variables resolved as Grafana resolves them: each target returns series
+// with data, and some return the numbers the test caused. The same
+// panels are asked of the original's command line (prefix orig.haproxy,
+// field names hrsp_) and of statsd (prefix stats.gauges.<prefix>).
+func TestQueriesAgainstGraphiteWeb(t *testing.T) {
+	testbed.NeedsPeer(t, "HAProxy, carbon-cache, graphite-web, statsd and Node.js")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+2**traffic)
+	defer cancel()
+
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: stickTable})
+	c := testbed.NewCarbon(t)
+	g := testbed.NewGraphiteWeb(t, c)
+	sd := testbed.NewStatsd(t, c.TCPAddr)
+	bin, err := testbed.HapMonitorBinary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	graphiteRun := startHapMonitor(t, bin, writeConf(t, dir, "graphite.conf", fmt.Sprintf(`[[outputs.graphite_statsd]]
+  servers = [%q]
+  prefix = %q
+`, c.TCPAddr, DefaultPrefix), "master:"+h.MasterSocket))
+	statsdRun := startHapMonitor(t, bin, writeConf(t, dir, "statsd.conf", fmt.Sprintf(`[[outputs.graphite_statsd]]
+  format = "statsd"
+  servers = [%q]
+  prefix = %q
+`, sd.Addr, DefaultPrefix), h.AdminSocket))
+
+	sent := sendTraffic(ctx, t, h, *traffic)
+
+	// The original's crontab line, three times a second apart.
+	for range 3 {
+		out, err := exec.CommandContext(ctx, bin, "--backend", c.TCPAddr+"::orig.haproxy", "--type", "G",
+			"--protocol", "tcp", "--sockets", h.AdminSocket).CombinedOutput()
+		if err != nil {
+			t.Fatalf("the original's command line: %v: %s", err, out)
+		}
+		time.Sleep(time.Second)
+	}
+	time.Sleep(3 * time.Second) // the last gathers, and statsd's flush
+	graphiteRun.stop(t)
+	statsdRun.stop(t)
+
+	js := newRegexEngine(t)
+	for _, tc := range []struct {
+		name, prefix, responses string
+		// without: panels this way of sending has no data for.
+		without []string
+		// host is the host level: the [agent] hostname, or the machine's
+		// short name for the original's command line.
+		host string
+		// server is the name of web:3 on these paths.
+		server string
+	}{
+		{name: "config file", prefix: DefaultPrefix, responses: "http_response.", host: host, server: "web:3"},
+		{name: "original command line", prefix: "orig.haproxy", responses: "hrsp_", host: shortHostname(t), server: "web:3",
+			// The original's field set: scur, qcur, chkfail, status.*,
+			// hrsp_*, req_rate, rate, qtime, ctime, rtime, ttime, Idle_pct;
+			// one socket, no master.
+			without: []string{"Bytes per second", "Servers by state", "Connections", "Failed reloads", "Reloads", "Workers and old workers", "Stick tables, % full", "Stick table entries"}},
+		{name: "statsd", prefix: testbed.StatsdStatsPrefix + DefaultPrefix, responses: "http_response.", host: host, server: "web_3",
+			without: []string{"Failed reloads", "Reloads", "Workers and old workers"}}, // a stats socket, not the master CLI
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vars := resolveVariables(ctx, t, g, js, map[string]string{"prefix": tc.prefix, "responses": tc.responses})
+			checkOptions(t, vars, tc.host, tc.server)
+			results := askPanels(ctx, t, g, vars, tc.without)
+			during := tc.name != "original command line" // its runs come after the traffic
+			checkNumbers(t, results, sent, tc.host, tc.name == "config file", during)
+			// The counter itself: every 503 the servers sent, counted once.
+			raw := vars.interpolate("$prefix.$host.$process." + strings.ReplaceAll(testbed.ScenarioFrontend, ".", "_") + ".FRONTEND.${responses}5xx")
+			series, err := g.Render(ctx, raw, "-10min")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(series) != 1 {
+				t.Fatalf("%s: %d series", raw, len(series))
+			}
+			if v, ok := series[0].Last(); !ok || v != float64(sent.errors) {
+				t.Errorf("%s = %v (%v), want the %d 503s sent", raw, v, ok, sent.errors)
+			}
+			if *pictures != "" && tc.name == "config file" {
+				// One frontend and one backend, as a user looks at them.
+				one := resolveVariables(ctx, t, g, js, map[string]string{"prefix": tc.prefix, "responses": tc.responses,
+					"frontend": "www_example-fe", "backend": "app_v1"})
+				writePictures(ctx, t, g, one, sent.start, *pictures)
+			}
+		})
+	}
+}
+
+// shortHostname is the host level of the original's command line: the
+// machine's name up to its first dot.
+func shortHostname(t *testing.T) string {
+	name, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, _, _ := strings.Cut(name, ".")
+	return short
+}
+
+// writeConf writes a hap-monitor config: one gather a second of sockets
+// (an inputs.haproxy server entry) to output.
+func writeConf(t *testing.T, dir, name, output, socket string) string {
+	t.Helper()
+	conf := fmt.Sprintf(`[agent]
+  interval = "1s"
+  flush_interval = "1s"
+  hostname = %q
+[[inputs.haproxy]]
+  servers = [%q]
+%s`, host, socket, output)
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type run struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	conf   string
+}
+
+func startHapMonitor(t *testing.T, bin, conf string) *run {
+	t.Helper()
+	r := &run{conf: conf}
+	r.cmd = exec.Command(bin, "-config", conf)
+	r.cmd.Stderr = &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.cmd.Process.Kill() })
+	return r
+}
+
+// stop ends the run with SIGTERM, as systemd does, and fails t unless it
+// ended well.
+func (r *run) stop(t *testing.T) {
+	t.Helper()
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("hap-monitor -config %s: %v: %s", r.conf, err, r.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("hap-monitor -config %s did not stop within 30s of SIGTERM: %s", r.conf, r.stderr.String())
+	}
+}
+
+// sent is what the test did to HAProxy.
+type sent struct {
+	ok, errors int    // requests answered 200, and 503 by the server, since the reload
+	allErrors  int    // 503s over the whole run
+	down       string // the server the test took DOWN
+	start      time.Time
+}
+
+// sendTraffic sends requests to the scenario's frontend for d, in four
+// parts. Between the first two, HAProxy reloads while a TCP session holds
+// the old worker, which ends with the session after the second part;
+// then web-1 goes DOWN (its checks go to a closed port); before the last
+// part a reload fails. The rate goes up and down, so the graphs have a
+// shape; one request in eight asks the server for a 503.
+func sendTraffic(ctx context.Context, t *testing.T, h *testbed.HAProxy, d time.Duration) sent {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	start := time.Now()
+	s := sent{start: start}
+	send := func(until time.Duration) {
+		t.Helper()
+		for i := 0; ; i++ {
+			elapsed := time.Since(start)
+			if elapsed >= until || ctx.Err() != nil {
+				return
+			}
+			path, want := "/", http.StatusOK
+			if i%8 == 7 {
+				path, want = "/status/503", http.StatusServiceUnavailable
+			}
+			resp, err := client.Get("http://" + h.FrontendAddr + path)
+			if err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Fatalf("GET %s: %s, want %d", path, resp.Status, want)
+			}
+			if want == http.StatusOK {
+				s.ok++
+			} else {
+				s.errors++
+				s.allErrors++
+			}
+			// 5 to 45 requests a second, a wave of period d/2.
+			rate := 25 + 20*math.Sin(4*math.Pi*elapsed.Seconds()/d.Seconds())
+			time.Sleep(time.Duration(float64(time.Second) / rate))
+		}
+	}
+	send(d / 4)
+
+	held, err := h.HoldConnection(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.ok, s.errors = 0, 0 // the new worker counts from 0
+	// The stick table is the new worker's.
+	if _, err := h.Command(ctx, "set table sticky key 10.0.0.1 data.gpc0 1"); err != nil {
+		t.Fatal(err)
+	}
+	send(d / 2)
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s.down = "web-1"
+	if _, err := h.Command(ctx, fmt.Sprintf("set server %s/%s addr 127.0.0.1 port %d", testbed.ScenarioBackend, s.down, dead)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.WaitStatus(ctx, testbed.ScenarioBackend, s.down, "DOWN"); err != nil {
+		t.Fatal(err)
+	}
+	send(3 * d / 4)
+
+	p, err := h.FailReload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.FailedReloads != 1 {
+		t.Fatalf("after a failed reload the master counts %d failed reloads", p.FailedReloads)
+	}
+	send(d)
+	t.Logf("%d requests answered 503 in %v; since the reload, %d answered 200 and %d 503; %s DOWN; one failed reload", s.allErrors, d, s.ok, s.errors, s.down)
+	return s
+}
+
+// regexEngine applies a variable's regex to the names a query found, in
+// Node.js: the JavaScript engine Grafana's own code runs in.
+type regexEngine struct{ node string }
+
+func newRegexEngine(t *testing.T) regexEngine {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node: %v (apt-get install nodejs)", err)
+	}
+	return regexEngine{node: node}
+}
+
+// regexScript keeps the names the regex matches, each as its first
+// capture group if it has one, else whole, without repeats: what
+// Grafana's query variable does with its regex.
+const regexScript = `
+const [pattern, names] = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const m = pattern.match(/^\/(.*)\/([gimsuy]*)$/);
+const re = new RegExp(m[1], m[2]);
+const out = [];
+for (const name of names) {
+  const r = re.exec(name);
+  if (!r) continue;
+  const v = r.length > 1 && r[1] !== undefined ? r[1] : name;
+  if (!out.includes(v)) out.push(v);
+}
+process.stdout.write(JSON.stringify(out));
+`
+
+func (e regexEngine) apply(t *testing.T, pattern string, names []string) []string {
+	t.Helper()
+	in, _ := json.Marshal([]any{pattern, names})
+	cmd := exec.Command(e.node, "-e", regexScript)
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node, regex %s: %v", pattern, err)
+	}
+	var kept []string
+	if err := json.Unmarshal(out, &kept); err != nil {
+		t.Fatalf("node, regex %s: %v: %s", pattern, err, out)
+	}
+	return kept
+}
+
+// resolved is each variable's options and the value the test picks: the
+// one option, or all of them, as Grafana writes several values for
+// Graphite ({a,b}).
+type resolved struct {
+	options map[string][]string
+	value   map[string]string
+}
+
+// interpolate writes the variables' values into a query.
+func (r resolved) interpolate(query string) string {
+	// Longest names first: $prefix before a shorter $p, were there one.
+	names := make([]string, 0, len(r.value))
+	for n := range r.value {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int { return len(b) - len(a) })
+	for _, n := range names {
+		query = strings.ReplaceAll(query, "${"+n+"}", r.value[n])
+		query = strings.ReplaceAll(query, "$"+n, r.value[n])
+	}
+	return query
+}
+
+func resolveVariables(ctx context.Context, t *testing.T, g *testbed.GraphiteWeb, js regexEngine, set map[string]string) resolved {
+	t.Helper()
+	r := resolved{options: map[string][]string{}, value: map[string]string{}}
+	for _, v := range Variables {
+		switch v.Type {
+		case "datasource":
+			continue
+		case "textbox", "custom":
+			r.value[v.Name] = set[v.Name]
+			continue
+		}
+		query := r.interpolate(v.Query)
+		var names []string
+		if inner, ok := strings.CutPrefix(query, "expand("); ok {
+			paths, err := g.Expand(ctx, strings.TrimSuffix(inner, ")"))
+			if err != nil {
+				t.Fatalf("variable %s: %v", v.Name, err)
+			}
+			names = paths
+		} else {
+			found, err := g.Find(ctx, query)
+			if err != nil {
+				t.Fatalf("variable %s: %v", v.Name, err)
+			}
+			for _, f := range found {
+				names = append(names, f.Text)
+			}
+		}
+		if v.Regex != "" {
+			names = js.apply(t, v.Regex, names)
+		}
+		slices.Sort(names)
+		names = slices.Compact(names)
+		if len(names) == 0 {
+			t.Fatalf("variable %s: query %q found nothing", v.Name, query)
+		}
+		r.options[v.Name] = names
+		if pick, ok := set[v.Name]; ok {
+			if !slices.Contains(names, pick) {
+				t.Fatalf("variable %s: %q is not among %q", v.Name, pick, names)
+			}
+			r.value[v.Name] = pick
+		} else if len(names) == 1 {
+			r.value[v.Name] = names[0]
+		} else {
+			r.value[v.Name] = "{" + strings.Join(names, ",") + "}"
+		}
+	}
+	return r
+}
+
+// checkOptions: each variable lists what the scenario has.
+func checkOptions(t *testing.T, r resolved, host, web3 string) {
+	t.Helper()
+	want := map[string][]string{
+		"host":     {host},
+		"process":  {"1"},
+		"frontend": {"db_tcp-1", "stats", "stats_auth", "www_example-fe"},
+		"backend":  {"app_v1", "db_tcp-1", "stats", "stats_auth", "sticky"},
+		"server":   {"pg_1", "web-1", "web-2", "web-4", "web-5", web3},
+	}
+	for name, w := range want {
+		got := r.options[name]
+		slices.Sort(w)
+		if !slices.Equal(got, w) {
+			t.Errorf("variable %s lists %q, want %q", name, got, w)
+		}
+	}
+}
+
+// answer is what graphite-web returned for a panel's target.
+type answer struct {
+	panel, target string
+	series        []testbed.Series
+}
+
+// askPanels renders every target of every panel over the last 10 minutes
+// and fails t for each that returns no series with data, but the panels
+// in without, which must return nothing.
+func askPanels(ctx context.Context, t *testing.T, g *testbed.GraphiteWeb, r resolved, without []string) map[string][]answer {
+	t.Helper()
+	results := map[string][]answer{}
+	asked := 0
+	for _, row := range Rows {
+		for _, p := range row.Panels {
+			for _, target := range p.Targets {
+				q := r.interpolate(target)
+				series, err := g.Render(ctx, q, "-10min")
+				if err != nil {
+					t.Errorf("panel %q: %v", p.Title, err)
+					continue
+				}
+				asked++
+				withData := 0
+				for _, s := range series {
+					if len(s.Values()) > 0 {
+						withData++
+					}
+				}
+				switch {
+				case slices.Contains(without, p.Title) && withData > 0:
+					t.Errorf("panel %q: %s returned %d series with data, want none on these paths", p.Title, q, withData)
+				case !slices.Contains(without, p.Title) && withData == 0:
+					t.Errorf("panel %q: %s returned no series with data (%d series)", p.Title, q, len(series))
+				}
+				results[p.Title] = append(results[p.Title], answer{panel: p.Title, target: q, series: series})
+			}
+		}
+	}
+	t.Logf("%d targets asked of graphite-web", asked)
+	return results
+}
+
+// checkNumbers: the panels show what the test did.
+func checkNumbers(t *testing.T, results map[string][]answer, s sent, host string, master, during bool) {
+	t.Helper()
+	names := func(title string) []string {
+		var n []string
+		for _, a := range results[title] {
+			for _, s := range a.series {
+				n = append(n, s.Target)
+			}
+		}
+		slices.Sort(n)
+		return n
+	}
+	last := func(title, name string) (float64, bool) {
+		for _, a := range results[title] {
+			for _, s := range a.series {
+				if s.Target == name {
+					return s.Last()
+				}
+			}
+		}
+		return 0, false
+	}
+	down := names("Servers DOWN now")
+	want := []string{host + ".app_v1." + s.down + ".DOWN", host + ".app_v1.web-2.DOWN"}
+	if !slices.Equal(down, want) {
+		t.Errorf("Servers DOWN now shows %q, want %q", down, want)
+	}
+	if v, ok := last("Server state: DOWN", host+".app_v1.web-5.DOWN"); !ok || v != 0 {
+		t.Errorf("Server state: DOWN of web-5 (no check) = %v (%v), want 0", v, ok)
+	}
+	// The 5xx rate over the run: perSecond's points, summed, times their
+	// step of 1 s, are the 503s sent, but those of the first gather's
+	// second and of the second in which the reload reset the counters.
+	for _, a := range results["HTTP 5xx per second"] {
+		if !during {
+			break
+		}
+		for _, series := range a.series {
+			if !strings.HasPrefix(series.Target, host+".www_example-fe.") && !strings.HasPrefix(series.Target, host+".app_v1.") {
+				continue
+			}
+			total := 0.0
+			for _, v := range series.Values() {
+				total += v
+			}
+			// The first gather's count has no rate before it.
+			if total > float64(s.allErrors) || total < float64(s.allErrors)*2/3-2 {
+				t.Errorf("HTTP 5xx per second, %s: %.0f in all over the run, want about the %d sent", series.Target, total, s.allErrors)
+			}
+		}
+	}
+	if !master {
+		return
+	}
+	if v, ok := last("Failed reloads", host); !ok || v != 1 {
+		t.Errorf("Failed reloads = %v (%v), want 1", v, ok)
+	}
+	if v := maxOf(results["Workers and old workers"], host+".old_workers"); v != 1 {
+		t.Errorf("Workers and old workers: old_workers at most %v, want 1 (the worker the session held)", v)
+	}
+	if v, ok := last("Workers and old workers", host+".old_workers"); !ok || v != 0 {
+		t.Errorf("Workers and old workers: old_workers ends at %v (%v), want 0 (the session closed)", v, ok)
+	}
+	if v, ok := last("Reloads", host); !ok || v != 2 {
+		t.Errorf("Reloads = %v (%v), want 2 (one good, one failed)", v, ok)
+	}
+	if v, ok := last("Stick table entries", host+".sticky"); !ok || v != 1 {
+		t.Errorf("Stick table entries of sticky = %v (%v), want the 1 the test put", v, ok)
+	}
+	if v, ok := last("Stick tables, % full", host+".sticky"); !ok || v != 1 {
+		t.Errorf("Stick tables, %% full of sticky = %v (%v), want 1 (1 of 100)", v, ok)
+	}
+}
+
+// maxOf is the highest value of the series named name among answers.
+func maxOf(answers []answer, name string) float64 {
+	m := math.Inf(-1)
+	for _, a := range answers {
+		for _, s := range a.series {
+			if s.Target == name {
+				for _, v := range s.Values() {
+					m = max(m, v)
+				}
+			}
+		}
+	}
+	return m
+}
+
+// Pictures are the panels docs/dashboard.md shows, rendered by
+// graphite-web's render API from the test's run.
+var Pictures = []struct{ File, Panel string }{
+	{"requests.png", "Requests per second"},
+	{"responses.png", "HTTP responses by class"},
+	{"servers.png", "Servers by state"},
+	{"times.png", "Queue, connect and response times"},
+	{"reloads.png", "Workers and old workers"},
+}
+
+func writePictures(ctx context.Context, t *testing.T, g *testbed.GraphiteWeb, r resolved, start time.Time, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	from := fmt.Sprint(start.Add(-5 * time.Second).Unix())
+	for _, pic := range Pictures {
+		p, ok := panel(pic.Panel)
+		if !ok {
+			t.Fatalf("picture %s: no panel %q", pic.File, pic.Panel)
+		}
+		var targets []string
+		for _, target := range p.Targets {
+			targets = append(targets, r.interpolate(target))
+		}
+		opts := url.Values{
+			"title": {p.Title}, "from": {from}, "until": {"now"}, "width": {"800"}, "height": {"300"},
+			"bgcolor": {"FFFFFF"}, "fgcolor": {"222222"}, "majorGridLineColor": {"CCCCCC"}, "minorGridLineColor": {"EEEEEE"},
+			"fontSize": {"11"}, "lineWidth": {"2"}, "hideLegend": {"false"},
+		}
+		if p.Stack {
+			opts.Set("areaMode", "stacked")
+		}
+		png, err := g.RenderPNG(ctx, targets, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, pic.File), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s (%d bytes): %s", filepath.Join(dir, pic.File), len(png), p.Title)
+	}
+}
+
+func panel(title string) (Panel, bool) {
+	for _, r := range Rows {
+		for _, p := range r.Panels {
+			if p.Title == title {
+				return p, true
+			}
+		}
+	}
+	return Panel{}, false
+}
