@@ -365,6 +365,9 @@ func (p Panel) json(id int, pos gridPos) panelJSON {
 			"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
 			"textMode":      "value_and_name",
 			"wideLayout":    true,
+			// Required by the stat panel's schema.
+			"percentChangeColorMode": "standard",
+			"showPercentChange":      false,
 		}
 	}
 	return j

@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -77,46 +76,14 @@ func NewStatsd(t testing.TB, carbonTCPAddr string) *Statsd {
 	return stopAtEnd(t, s, err)
 }
 
-// installStatsd runs npm install once into CACHE/statsd-VERSION and
-// returns the path of stats.js.
+// installStatsd installs statsd from npm once into CACHE/statsd-VERSION
+// and returns the path of stats.js.
 func installStatsd(ctx context.Context) (string, error) {
-	cache, err := CacheDir()
+	modules, err := InstallNPM(ctx, "statsd-"+StatsdVersion, "statsd/stats.js", "statsd@"+StatsdVersion)
 	if err != nil {
 		return "", err
 	}
-	prefix := filepath.Join(cache, "statsd-"+StatsdVersion)
-	statsJS := filepath.Join(prefix, "node_modules", "statsd", "stats.js")
-	if _, err := os.Stat(statsJS); err == nil {
-		return statsJS, nil
-	}
-	err = withFileLock(ctx, prefix+".lock", func() error {
-		if _, err := os.Stat(statsJS); err == nil {
-			return nil // installed by another process meanwhile
-		}
-		npm, err := findProgram("npm", "apt-get install nodejs npm")
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(prefix, 0o755); err != nil {
-			return fmt.Errorf("statsd install dir: %w", err)
-		}
-		var out bytes.Buffer
-		cmd := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "--prefix", prefix, "statsd@"+StatsdVersion)
-		cmd.Dir = prefix
-		cmd.Stdout = &out
-		cmd.Stderr = &out
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("npm install statsd@%s into %s: %w: %s", StatsdVersion, prefix, err, tail(out.Bytes(), 2000))
-		}
-		if _, err := os.Stat(statsJS); err != nil {
-			return fmt.Errorf("npm install statsd@%s: %w", StatsdVersion, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return statsJS, nil
+	return filepath.Join(modules, "statsd", "stats.js"), nil
 }
 
 func startStatsdOnce(ctx context.Context, node, statsJS, carbonHost, carbonPort string, flush time.Duration) (s *Statsd, err error) {
