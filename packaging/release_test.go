@@ -48,6 +48,7 @@ const (
 	rpmSocket   = "/var/lib/haproxy/stats"
 	unitPath    = "/usr/lib/systemd/system/hap-monitor.service"
 	cronPath    = "/etc/cron.d/hap-monitor"
+	dashboard   = "/usr/share/hap-monitor/dashboards/graphite.json"
 	packageUser = "hap-monitor"
 )
 
@@ -66,6 +67,9 @@ var packaged = map[string]entry{
 	"/usr/share/doc/hap-monitor/README.md":   {"-rw-r--r--", "root/root"},
 	"/usr/share/doc/hap-monitor/LICENSE":     {"-rw-r--r--", "root/root"},
 	"/usr/share/doc/hap-monitor/sample.conf": {"-rw-r--r--", "root/root"},
+	"/usr/share/hap-monitor/":                {"drwxr-xr-x", "root/root"},
+	"/usr/share/hap-monitor/dashboards/":     {"drwxr-xr-x", "root/root"},
+	dashboard:                                {"-rw-r--r--", "root/root"},
 }
 
 // conffiles are the paths an upgrade leaves alone once edited.
@@ -594,6 +598,7 @@ func TestPackagedService(t *testing.T) {
 	checkSameAsSource(t, filepath.Join(root, unitPath), "hap-monitor.service")
 	checkSameAsSource(t, filepath.Join(root, cronPath), "hap-monitor.cron")
 	checkSameAsSource(t, filepath.Join(root, confPath), "hap-monitor.conf")
+	checkSameAsSource(t, filepath.Join(root, dashboard), "../dashboards/graphite.json")
 	for _, want := range []string{
 		"ExecStart=/usr/bin/hap-monitor -config " + confPath + "\n",
 		"User=" + packageUser + "\n",

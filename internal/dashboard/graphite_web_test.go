@@ -568,7 +568,7 @@ var Pictures = []struct{ File, Panel string }{
 	{"requests.png", "Requests per second"},
 	{"responses.png", "HTTP responses by class"},
 	{"servers.png", "Servers by state"},
-	{"times.png", "Queue, connect and response times"},
+	{"down.png", "Server state: DOWN"},
 	{"reloads.png", "Workers and old workers"},
 }
 
