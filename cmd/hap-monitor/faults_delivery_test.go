@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -695,12 +696,13 @@ func TestOnceUDPToAPortNobodyListensOn(t *testing.T) {
 			if code != 1 {
 				t.Errorf("exit %d, want 1", code)
 			}
-			lost := regexp.MustCompile(`(?m)^E! \[outputs\.graphite_statsd\] (\d+) metrics were not delivered to \[` + regexp.QuoteMeta(addr) + `\] and are lost$`)
-			if !lost.MatchString(stderr) || !strings.Contains(stderr, "connection refused") {
-				t.Errorf("no error naming %s and the refusal", addr)
+			lost := regexp.MustCompile(`(?m)^E! \[outputs\.graphite_statsd\] delivery failed: ` + regexp.QuoteMeta(addr) + `: .*connection refused.*: (\d+) metrics lost \(set spool_dir`)
+			if !lost.MatchString(stderr) {
+				t.Errorf("no error naming %s, the refusal and the loss", addr)
 			}
-			if n := warnLines(stderr); n > 6 {
-				t.Errorf("%d error lines for one unreachable server", n)
+			// The failure, then the run's summary.
+			if n := warnLines(stderr); n != 2 {
+				t.Errorf("%d error lines for one unreachable server, want 2", n)
 			}
 			t.Logf("exit %d; stderr:\n%s", code, stderr)
 		})
@@ -768,4 +770,53 @@ func TestStatsdPacketsFitMaxPacketSize(t *testing.T) {
 	}
 	// UDP may drop under load, so the counts are reported, not compared.
 	t.Logf("%d gauges in 1432-byte packets, %d in 512-byte ones", counts[0], counts[512])
+}
+
+// TestOneFailureOneLine: from cron, each failure is one E! line naming
+// the socket or the server, the cause and what to check, and a failed run
+// ends with one summary line. Cron mails every line.
+func TestOneFailureOneLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	bin := hapMonitor(t)
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
+	sink := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
+	missing := filepath.Join(t.TempDir(), "nope.sock")
+	for _, tc := range []struct {
+		name, servers, graphite string
+		want                    []string // each error line, as a regexp
+	}{
+		{"a Graphite host that does not resolve", fmt.Sprintf("[%q]", h.AdminSocket), "graphite.invalid:2003", []string{
+			`^E! \[outputs\.graphite_statsd\] delivery failed: graphite\.invalid:2003: dial tcp: lookup graphite\.invalid.*\(.*\): \d+ metrics lost \(set spool_dir to keep undelivered metrics for the next run\)$`,
+			`^E! \d+ metrics not delivered$`,
+		}},
+		{"a socket that does not exist", fmt.Sprintf("[%q, %q]", missing, h.AdminSocket), sink.Addr, []string{
+			`^E! \[inputs\.haproxy\] show stat on ` + regexp.QuoteMeta(missing) + `: .*no such file or directory \(is HAProxy running, .*\)$`,
+			`^E! 1 input error$`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := writeFile(t, t.TempDir(), "cron.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = %s\n[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"p\"\n", tc.servers, tc.graphite))
+			_, stderr, code := runBinary(t, bin, "", "-config", conf, "-once")
+			noPanic(t, stderr)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			var lines []string
+			for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+				if !strings.HasPrefix(l, "I! ") && !strings.HasPrefix(l, "D! ") {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) != len(tc.want) {
+				t.Fatalf("%d lines, want %d:\n%s", len(lines), len(tc.want), stderr)
+			}
+			for i, w := range tc.want {
+				if !regexp.MustCompile(w).MatchString(lines[i]) {
+					t.Errorf("line %d: %s\nwant %s", i+1, lines[i], w)
+				}
+			}
+		})
+	}
 }

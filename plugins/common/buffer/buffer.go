@@ -18,6 +18,7 @@ package buffer
 
 import (
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"sync"
 	"time"
 
@@ -251,26 +252,9 @@ func (b *Buffer) evictLocked(n int) []telegraf.Metric {
 	return out
 }
 
-// releaser is a metric whose storage can be given back once its last
-// holder is done with it (the haproxy input's rows): the buffer is, once
-// a metric is delivered, spooled or dropped.
-type releaser interface{ Release() }
-
-func release(m telegraf.Metric) {
-	if r, ok := m.(releaser); ok {
-		r.Release()
-	}
-}
-
-func releaseAll(ms []telegraf.Metric) {
-	for _, m := range ms {
-		release(m)
-	}
-}
-
 // overflowed spools or drops the evicted metrics, and says so.
 func (b *Buffer) overflowed(ms []telegraf.Metric) {
-	defer releaseAll(ms)
+	defer contract.ReleaseAll(ms)
 	if b.spool != nil {
 		n, path, drop, err := b.spool.Write(ms)
 		b.reportDrop(drop)
@@ -357,7 +341,7 @@ func (b *Buffer) confirmLocked(n int) {
 		if b.items[i].spooled {
 			b.fromSpool--
 		}
-		release(b.items[i].m)
+		contract.Release(b.items[i].m)
 		b.items[i] = entry{}
 	}
 	b.head += n
@@ -491,7 +475,7 @@ func (b *Buffer) Close() (held, spooled int, err error) {
 	}
 	b.items, b.head, b.fromSpool = nil, 0, 0
 	b.mu.Unlock()
-	defer releaseAll(ms)
+	defer contract.ReleaseAll(ms)
 	if b.spool == nil {
 		b.addLost(len(ms))
 		return len(ms), 0, nil

@@ -11,6 +11,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"os"
 	"reflect"
 	"regexp"
@@ -93,21 +94,6 @@ type Output struct {
 	FlushInterval time.Duration
 	FlushJitter   time.Duration
 	BatchSize     int
-}
-
-// BufferLimiter is implemented by outputs that keep their own buffer: the
-// [agent] metric_buffer_limit is handed to them before their section is
-// read, as the default of their own metric_buffer_limit.
-type BufferLimiter interface {
-	SetMetricBufferLimit(n int)
-}
-
-// FieldSelector is implemented by inputs that can leave fields out while
-// they parse: the section's fieldinclude and fieldexclude (and the older
-// fieldpass and fielddrop) are handed to them before Init, instead of being
-// applied to every metric afterwards. The result is the same.
-type FieldSelector interface {
-	SelectFields(include, exclude []string)
 }
 
 // Config is a loaded, validated configuration.
@@ -322,7 +308,7 @@ func (p *parser) input(plugin telegraf.Input, prim toml.Primitive, base Plugin) 
 	in := &Input{Plugin: base, Input: plugin}
 	in.Tags = o.Tags
 	fieldsHere := true
-	if fs, ok := plugin.(FieldSelector); ok {
+	if fs, ok := plugin.(contract.FieldSelector); ok {
 		include, exclude := o.Fields()
 		if len(include)+len(exclude) > 0 {
 			fs.SelectFields(include, exclude)
@@ -393,7 +379,7 @@ func (p *parser) output(plugin telegraf.Output, prim toml.Primitive, base Plugin
 	if err := p.common(&out.Plugin, o.commonOptions, true); err != nil {
 		return nil, err
 	}
-	if bl, ok := plugin.(BufferLimiter); ok && p.agent.MetricBufferLimit > 0 {
+	if bl, ok := plugin.(contract.BufferLimiter); ok && p.agent.MetricBufferLimit > 0 {
 		bl.SetMetricBufferLimit(p.agent.MetricBufferLimit)
 	}
 	if err := p.decode(prim, plugin, &out.Plugin); err != nil {

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"sync"
 	"time"
 
@@ -10,25 +11,6 @@ import (
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
-
-// Buffered is implemented by outputs that keep their own buffer and
-// deliver from it: Add takes metrics without waiting on the network (what
-// overflows the buffer the output spools or counts itself), Ready receives
-// a value after Add, Write(nil) delivers what is buffered, Close delivers
-// what it can and spools the rest, and Undelivered then tells how many
-// metrics were not delivered in this run (spooled or lost).
-// outputs.graphite_statsd is one.
-type Buffered interface {
-	Add([]telegraf.Metric)
-	Ready() <-chan struct{}
-	Undelivered() int
-}
-
-// Interrupter is implemented by outputs whose delivery can be asked to end
-// soon, when the process is asked to stop.
-type Interrupter interface {
-	Interrupt()
-}
 
 // delivery hands metrics to every configured output, each delivering on a
 // goroutine of its own, so that handing over never waits on the network
@@ -41,7 +23,7 @@ type delivery struct {
 type outputState struct {
 	cfg      *config.Output
 	log      telegraf.Logger
-	buffered Buffered // nil for other outputs
+	buffered contract.Buffered // nil for other outputs
 	// batches feed an output that is not Buffered, one Write each.
 	batches chan []telegraf.Metric
 	stop    chan struct{}
@@ -55,7 +37,7 @@ func newDelivery(cfg *config.Config, logs *logger.Sink) *delivery {
 	d := &delivery{}
 	for _, out := range cfg.Outputs {
 		o := &outputState{cfg: out, log: logger.New(logs, out.ID()), stop: make(chan struct{}), done: make(chan struct{})}
-		o.buffered, _ = out.Output.(Buffered)
+		o.buffered, _ = out.Output.(contract.Buffered)
 		if out.FlushInterval <= 0 {
 			out.FlushInterval = config.DefaultFlushInterval
 		}
@@ -104,9 +86,7 @@ func (o *outputState) deliverBuffered(flush, flushJitter time.Duration) {
 				continue
 			}
 		}
-		if err := o.cfg.Output.Write(nil); err != nil {
-			o.log.Errorf("delivering: %v", err)
-		}
+		o.buffered.Deliver()
 	}
 }
 
@@ -159,7 +139,7 @@ func (o *outputState) prepare(ms []telegraf.Metric, copied bool) []telegraf.Metr
 	for _, m := range ms {
 		if !p.Filter.Select(m) {
 			if !copied {
-				release(m) // the last output leaves it: nobody holds it
+				contract.Release(m) // the last output leaves it: nobody holds it
 			}
 			continue
 		}
@@ -169,7 +149,7 @@ func (o *outputState) prepare(ms []telegraf.Metric, copied bool) []telegraf.Metr
 		if p.Filter.Modifies() {
 			p.Filter.Modify(m)
 			if len(m.FieldList()) == 0 {
-				release(m)
+				contract.Release(m)
 				continue
 			}
 		}
@@ -201,7 +181,7 @@ func (d *delivery) allBuffered() bool {
 // interrupt asks every output that can to end its delivery soon.
 func (d *delivery) interrupt() {
 	for _, o := range d.outs {
-		if i, ok := o.cfg.Output.(Interrupter); ok {
+		if i, ok := o.cfg.Output.(contract.Interrupter); ok {
 			i.Interrupt()
 		}
 	}
@@ -235,7 +215,11 @@ func (d *delivery) close() int {
 		if o.buffered != nil {
 			n = o.buffered.Undelivered()
 		}
-		if n > 0 {
+		switch {
+		case n > 0 && o.buffered != nil:
+			// The output said what failed and where the metrics went.
+			o.log.Debugf("%d metrics not delivered", n)
+		case n > 0:
 			o.log.Errorf("%d metrics not delivered", n)
 		}
 		total += n

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"os"
 	"strings"
 	"sync"
@@ -62,7 +63,7 @@ func (g *gatherer) schedules() []config.Schedule {
 // whatever the number of inputs.
 func (g *gatherer) hand(in *inputState, m telegraf.Metric) {
 	if made := g.make(in.cfg, m); made == nil {
-		release(m) // filtered out: nobody else holds it
+		contract.Release(m) // filtered out: nobody else holds it
 		return
 	}
 	g.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/influxdata/telegraf"
 	"io"
 	"os"
@@ -141,7 +142,7 @@ type lineWriter struct {
 }
 
 func (w *lineWriter) add(m telegraf.Metric) {
-	defer release(m) // encoded or lost: nobody else holds it
+	defer contract.Release(m) // encoded or lost: nobody else holds it
 	if w.err != nil {
 		return
 	}
@@ -151,16 +152,6 @@ func (w *lineWriter) add(m telegraf.Metric) {
 	}
 	if w.enc.Len() >= flushBytes {
 		_ = w.flush() // kept in w.err, which ends the input
-	}
-}
-
-// releaser is a metric whose storage can be given back once its last
-// holder is done with it (the haproxy input's rows).
-type releaser interface{ Release() }
-
-func release(m telegraf.Metric) {
-	if r, ok := m.(releaser); ok {
-		r.Release()
 	}
 }
 

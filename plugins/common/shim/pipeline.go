@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/influxdata/telegraf"
 	"io"
@@ -62,13 +63,22 @@ func RunPipeline(ctx context.Context, cfg *config.Config, opts PipelineOptions, 
 	undelivered := d.close()
 	switch {
 	case undelivered > 0 && gatherErrs > 0:
-		return fmt.Errorf("%d input errors and %d %w", gatherErrs, undelivered, ErrUndelivered)
+		return fmt.Errorf("%s and %d %w", inputErrors(gatherErrs), undelivered, ErrUndelivered)
 	case undelivered > 0:
 		return fmt.Errorf("%d %w", undelivered, ErrUndelivered)
 	case gatherErrs > 0:
-		return fmt.Errorf("%d input errors", gatherErrs)
+		return errors.New(inputErrors(gatherErrs))
 	}
 	return nil
+}
+
+// inputErrors counts input errors for the run's last line: "1 input
+// error", "2 input errors".
+func inputErrors(n int) string {
+	if n == 1 {
+		return "1 input error"
+	}
+	return fmt.Sprintf("%d input errors", n)
 }
 
 // gatherInto gathers the inputs due (all when nil) once and hands the metrics to the outputs in batches
@@ -129,7 +139,7 @@ func GatherOnce(cfg *config.Config, w io.Writer, logs *logger.Sink) error {
 		return err
 	}
 	if errs > 0 {
-		return fmt.Errorf("%d input errors", errs)
+		return errors.New(inputErrors(errs))
 	}
 	return nil
 }

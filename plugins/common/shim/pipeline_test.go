@@ -24,7 +24,7 @@ func TestPipelineOnceDeliversWhatWorkedAndReportsTheRest(t *testing.T) {
 [[outputs.shim_record]]
 `)
 	err := RunPipeline(context.Background(), cfg, PipelineOptions{Once: true}, sink)
-	if err == nil || !strings.Contains(err.Error(), "1 input errors") {
+	if err == nil || !strings.Contains(err.Error(), "1 input error") {
 		t.Errorf("err = %v, want the input error counted", err)
 	}
 	rec := cfg.Outputs[0].Output.(*recordOutput)

@@ -3,6 +3,7 @@ package shim
 import (
 	"errors"
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"strings"
 	"sync"
 	"testing"
@@ -61,8 +62,9 @@ func (c *countInput) gathers() int {
 }
 
 // recordOutput keeps what it is given. FailWrites makes every Write fail.
-// Pending metrics are held undelivered; each Write(nil) delivers one,
-// unless Buffered says they are stuck for good.
+// Pending metrics are held undelivered; each Write(nil) (or Deliver, for
+// a bufferedOutput) delivers one, unless Buffered says they are stuck for
+// good.
 type recordOutput struct {
 	FailWrites bool `toml:"fail_writes"`
 	Buffered   bool `toml:"buffered"`
@@ -129,11 +131,15 @@ func (r *recordOutput) batchSizes() []int {
 }
 
 // bufferedOutput is a recordOutput that keeps what Add gives it and
-// reports Pending metrics as still held: each Write(nil) delivers one.
+// reports Pending metrics as still held: each Deliver delivers one.
 type bufferedOutput struct {
 	recordOutput
 	ready chan struct{}
 }
+
+var _ contract.Buffered = (*bufferedOutput)(nil)
+
+func (b *bufferedOutput) Deliver() { _ = b.Write(nil) }
 
 func (b *bufferedOutput) Add(ms []telegraf.Metric) {
 	b.mu.Lock()

@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"hash/maphash"
 	"slices"
 	"strings"
@@ -27,9 +28,16 @@ import (
 // about at every gather.
 
 // seriesKeyTags are the tags that tell series apart in the default
-// Graphite templates, beside the measurement: see graphite_statsd's
-// DefaultTemplates (host is the same within a gather).
-var seriesKeyTags = [...]string{"process_num", "worker", "proxy", "pxname", "sv", "svname", "table"}
+// Graphite templates, beside the measurement (host is the same within a
+// gather): the output's, contract.PathTags.
+var seriesKeyTags = contract.PathTags()
+
+// maxSeriesKeyTags bounds seriesKeyTags, so that a key is two arrays and
+// no allocation (a test checks the templates stay within it).
+const maxSeriesKeyTags = 8
+
+// keyTags is seriesKeyTags within that bound.
+var keyTags = seriesKeyTags[:min(len(seriesKeyTags), maxSeriesKeyTags)]
 
 // collisions tracks the series keys of one gather. Safe for concurrent
 // use by the gather's goroutines.
@@ -91,31 +99,51 @@ func (s *seriesSource) wrap(acc telegraf.Accumulator) telegraf.Accumulator {
 // seriesKey holds the values of seriesKeyTags of one metric.
 type seriesKey struct {
 	name string
-	vals [len(seriesKeyTags)]string
-	has  [len(seriesKeyTags)]bool
+	vals [maxSeriesKeyTags]string
+	has  [maxSeriesKeyTags]bool
 }
 
 func (k *seriesKey) set(key, value string) {
-	var i int
-	switch key {
-	case "process_num":
-		i = 0
-	case "worker":
-		i = 1
-	case "proxy":
-		i = 2
-	case "pxname":
-		i = 3
-	case "sv":
-		i = 4
-	case "svname":
-		i = 5
-	case "table":
-		i = 6
-	default:
-		return
+	if i := seriesKeyIndex(key); i >= 0 {
+		k.vals[i], k.has[i] = value, true
 	}
-	k.vals[i], k.has[i] = value, true
+}
+
+// keySlots finds a tag among seriesKeyTags by its length and first
+// letter, which tell them apart, in a few nanoseconds for each tag of
+// every metric: slot i+1 holds seriesKeyTags[i], 0 none, -1 several (then
+// they are searched in turn).
+var keySlots = func() (slots [32][26]int8) {
+	for i, t := range keyTags {
+		if l, c := len(t), t[0]; l < 32 && c >= 'a' && c <= 'z' {
+			if slots[l][c-'a'] == 0 {
+				slots[l][c-'a'] = int8(i + 1) //nolint:gosec // at most maxSeriesKeyTags
+			} else {
+				slots[l][c-'a'] = -1
+			}
+		}
+	}
+	return slots
+}()
+
+// seriesKeyIndex returns key's index in seriesKeyTags, or -1.
+func seriesKeyIndex(key string) int {
+	if len(key) == 0 || len(key) >= 32 || key[0] < 'a' || key[0] > 'z' {
+		return -1
+	}
+	switch slot := keySlots[len(key)][key[0]-'a']; {
+	case slot > 0:
+		if keyTags[slot-1] == key {
+			return int(slot - 1)
+		}
+	case slot < 0:
+		for i, t := range keyTags {
+			if t == key {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // String writes the key for a message: "haproxy process_num=1 proxy=stats
@@ -136,7 +164,7 @@ func (s *seriesSource) track(k *seriesKey) {
 	var h maphash.Hash
 	h.SetSeed(s.c.seed)
 	h.WriteString(k.name)
-	for i := range k.vals {
+	for i := range keyTags {
 		h.WriteByte(0)
 		if k.has[i] {
 			h.WriteByte(1)

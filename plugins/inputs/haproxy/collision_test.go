@@ -3,6 +3,7 @@ package haproxy
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,7 +215,19 @@ func TestSeriesKeySet(t *testing.T) {
 	}
 	var k seriesKey
 	k.set("server", "x")
-	if k.has != [len(seriesKeyTags)]bool{} {
+	if k.has != [maxSeriesKeyTags]bool{} {
 		t.Errorf("set(server) filled %v", k.has)
+	}
+}
+
+// TestSeriesKeyTagsAreTheOutputsTemplates: the check keys series by what
+// the output's default templates put in a path.
+func TestSeriesKeyTagsAreTheOutputsTemplates(t *testing.T) {
+	want := []string{"process_num", "worker", "proxy", "pxname", "sv", "svname", "table"}
+	if !slices.Equal(seriesKeyTags, want) {
+		t.Errorf("seriesKeyTags = %q, want %q", seriesKeyTags, want)
+	}
+	if len(seriesKeyTags) > maxSeriesKeyTags {
+		t.Errorf("%d tags in the default templates' paths, more than maxSeriesKeyTags (%d)", len(seriesKeyTags), maxSeriesKeyTags)
 	}
 }

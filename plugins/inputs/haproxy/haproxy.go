@@ -14,6 +14,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"io"
 	"net/http"
 	"os"
@@ -38,6 +39,12 @@ const DefaultTimeout = 5 * time.Second
 
 // rowTypeBits are the types option's values and HAProxy's typemask bits.
 var rowTypeBits = map[string]uint8{"frontend": 1, "backend": 2, "server": 4, "listener": 8}
+
+// What the shim and the config loader rely on.
+var (
+	_ telegraf.Input         = (*HAProxy)(nil)
+	_ contract.FieldSelector = (*HAProxy)(nil)
+)
 
 // HAProxy is the plugin.
 type HAProxy struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
-	"github.com/hap-monitor/hap-monitor/plugins/outputs/graphite_statsd"
 )
 
 // Answers of a real HAProxy 2.6.12 master CLI ("show proc").
@@ -473,7 +473,7 @@ func TestMasterRefusedThenAnswers(t *testing.T) {
 // Telegraf's graphite serializer does, and returns the set of paths.
 func graphitePaths(t *testing.T, ms []telegraf.Metric) map[string]bool {
 	t.Helper()
-	s := &graphite.Serializer{Prefix: "p", Templates: graphite_statsd.DefaultTemplates}
+	s := &graphite.Serializer{Prefix: "p", Templates: contract.DefaultTemplates}
 	if err := s.Init(); err != nil {
 		t.Fatal(err)
 	}

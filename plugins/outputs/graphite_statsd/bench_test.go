@@ -2,6 +2,7 @@ package graphite_statsd
 
 import (
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"runtime"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func BenchmarkSend1000x10(b *testing.B) {
 	sink := testbed.NewGraphiteSink(b, "127.0.0.1:0", testbed.SinkOptions{Keep: testbed.KeepTotals})
 	o := &GraphiteStatsd{
 		Servers:           []string{sink.Addr},
-		Templates:         append([]string(nil), DefaultTemplates...),
+		Templates:         append([]string(nil), contract.DefaultTemplates...),
 		Prefix:            "my.system.stats.haproxy",
 		MetricBufferLimit: 20000,
 	}

@@ -1,6 +1,7 @@
 package graphite_statsd
 
 import (
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"io"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func TestSampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := cfg.Outputs[0].Output.(*GraphiteStatsd)
-	if !slicesEqual(o.Templates, DefaultTemplates) || o.Servers[0] != "localhost:2003" {
+	if !slicesEqual(o.Templates, contract.DefaultTemplates) || o.Servers[0] != "localhost:2003" {
 		t.Fatalf("sample config: templates %q servers %q", o.Templates, o.Servers)
 	}
 	// Every option of the sample, uncommented, is known.

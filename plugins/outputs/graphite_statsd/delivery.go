@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -330,7 +329,7 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 	if o.buf.Pending() == 0 && (o.link == nil || !final) {
 		return
 	}
-	var errs []string
+	var causes []string
 	tried := false
 	for _, t := range o.order() {
 		if !final && o.link == nil && time.Now().Before(t.retryAt) {
@@ -339,27 +338,25 @@ func (o *GraphiteStatsd) flush(ctx context.Context, final bool) {
 		if ctx.Err() != nil {
 			break
 		}
+		if !tried && !final {
+			o.report.retrying(o.buf.Len())
+		}
 		tried = true
 		err := o.deliverTo(ctx, t, final)
 		if err == nil {
 			t.failures = 0
+			o.report.delivered(t.addr)
 			return
 		}
 		o.buf.Failed()
-		wait := t.fail(o.minBackoff, o.maxBackoff)
-		if final {
-			errs = append(errs, err.Error())
-		} else {
-			errs = append(errs, fmt.Sprintf("%v (next try in %s)", err, wait.Round(time.Millisecond)))
-		}
+		t.fail(o.minBackoff, o.maxBackoff)
+		causes = append(causes, cause(t.addr, err))
 	}
 	switch {
 	case !tried:
 		o.Log.Debugf("all servers are backing off; %d metrics wait in the buffer", o.buf.Len())
-	case len(errs) > 0 && final:
-		o.Log.Errorf("last delivery failed, %d metrics left: %s", o.buf.Len(), strings.Join(errs, "; "))
-	case len(errs) > 0:
-		o.Log.Errorf("delivery failed, %d metrics kept for the next try: %s", o.buf.Len(), strings.Join(errs, "; "))
+	case len(causes) > 0:
+		o.report.failed(causes)
 	}
 }
 

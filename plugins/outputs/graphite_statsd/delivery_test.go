@@ -116,8 +116,9 @@ func TestRefusedThenBackLosesNothing(t *testing.T) {
 	if err := o.Write(seqMetrics(0, 50, t0)); err != nil {
 		t.Fatalf("Write with the server down returned %v, want nil (metrics kept)", err)
 	}
-	if !strings.Contains(logs.String(), "E! [outputs.graphite_statsd] delivery failed, 50 metrics kept") {
-		t.Fatalf("no error logged for the failed delivery:\n%s", logs)
+	// Said by the next try, which tells whether it is still failing.
+	if strings.Contains(logs.String(), "delivery failed") {
+		t.Fatalf("the failure said before the next try:\n%s", logs)
 	}
 	if err := o.Write(seqMetrics(50, 80, t0)); err != nil {
 		t.Fatal(err)
@@ -139,6 +140,15 @@ func TestRefusedThenBackLosesNothing(t *testing.T) {
 	if n := o.Undelivered(); n != 0 {
 		t.Fatalf("Undelivered() = %d, want 0", n)
 	}
+	// One line for the failure, naming the server, the cause and the
+	// check, one for the recovery.
+	failed := "E! [outputs.graphite_statsd] delivery failed: " + addr + ": dial tcp " + addr + ": connect: connection refused (is carbon or statsd listening on " + addr + "?); 80 metrics wait for the next try"
+	if strings.Count(logs.String(), "E! ") != 1 || !strings.Contains(logs.String(), failed) {
+		t.Errorf("want one error line %q:\n%s", failed, logs)
+	}
+	if !strings.Contains(logs.String(), "I! [outputs.graphite_statsd] delivering to "+addr+" again, after ") {
+		t.Errorf("no line for the recovery:\n%s", logs)
+	}
 }
 
 func TestBackoffPacesRetries(t *testing.T) {
@@ -148,8 +158,12 @@ func TestBackoffPacesRetries(t *testing.T) {
 	if !strings.Contains(logs.String(), "all servers are backing off") {
 		t.Fatalf("a retry right after a failure dialled again:\n%s", logs)
 	}
-	if got := strings.Count(logs.String(), "delivery failed"); got != 1 {
-		t.Fatalf("%d failed deliveries logged, want 1", got)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The failure, the last try's and what became of the metric: one line.
+	if got := strings.Count(logs.String(), "E! "); got != 1 || !strings.Contains(logs.String(), ": 1 metrics lost (set spool_dir") {
+		t.Fatalf("%d error lines, want 1 saying the metric is lost:\n%s", got, logs)
 	}
 }
 

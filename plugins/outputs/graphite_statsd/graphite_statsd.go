@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"hash/fnv"
 	"io"
 	"net"
@@ -61,20 +62,13 @@ const (
 	defaultReplayRate = 100000
 )
 
-// DefaultTemplates give the original HAP-Monitor's paths:
-// <prefix>.<host>.<process_num>.<proxy>.<server>.<field> for haproxy
-// (whatever the input's keep_field_names) and
-// <prefix>.<host>.<process_num>.<field> for haproxy_info. A tag a metric
-// lacks adds no level: worker, which only old workers gathered through a
-// master CLI carry ("old1", ...), puts their paths beside the current
-// worker's (<process_num>.old1.<proxy>...) and leaves the current
-// worker's as a stats socket gives them.
-var DefaultTemplates = []string{
-	"haproxy host.process_num.worker.proxy.pxname.sv.svname.field",
-	"haproxy_info host.process_num.worker.field",
-	"haproxy_table host.process_num.worker.measurement.table.field",
-	"haproxy_master host.measurement.field",
-}
+// What the shim and the config loader rely on.
+var (
+	_ telegraf.Output        = (*GraphiteStatsd)(nil)
+	_ contract.Buffered      = (*GraphiteStatsd)(nil)
+	_ contract.Interrupter   = (*GraphiteStatsd)(nil)
+	_ contract.BufferLimiter = (*GraphiteStatsd)(nil)
+)
 
 // GraphiteStatsd is the output plugin.
 type GraphiteStatsd struct {
@@ -107,6 +101,7 @@ type GraphiteStatsd struct {
 	link        *link   // the open connection, if any
 	portion     int     // the most metrics a new connection carries; 0 is all
 	lastTry     attempt // how the last failed delivery went
+	report      failureReport
 	pace        replayPace
 	closed      bool
 	undelivered int
@@ -284,6 +279,7 @@ func (o *GraphiteStatsd) Connect() error {
 	if _, err := o.buf.LoadSpool(); err != nil {
 		return fmt.Errorf("spool_dir: %w", err)
 	}
+	o.report = failureReport{log: o.Log}
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	return nil
 }
@@ -301,7 +297,7 @@ func (o *GraphiteStatsd) spoolName() string {
 // room only while a server keeps taking data, at least every timeout;
 // otherwise it fills the buffer, and past metric_buffer_limit the oldest
 // go to the spool (or, without spool_dir, are dropped), counted and
-// logged. Write(nil) or Close delivers them.
+// logged. Deliver or Close delivers them.
 func (o *GraphiteStatsd) Add(metrics []telegraf.Metric) {
 	if o.buf == nil {
 		o.Log.Errorf("%d metrics added before Connect are lost", len(metrics))
@@ -311,7 +307,7 @@ func (o *GraphiteStatsd) Add(metrics []telegraf.Metric) {
 }
 
 // Ready receives a value when metrics were added: a delivery loop waits on
-// it before calling Write(nil). Before Connect it never does.
+// it before calling Deliver. Before Connect it never does.
 func (o *GraphiteStatsd) Ready() <-chan struct{} {
 	if o.buf == nil {
 		return nil
@@ -324,7 +320,7 @@ func (o *GraphiteStatsd) Ready() <-chan struct{} {
 // the server takes nothing for timeout). It returns nil once the metrics
 // are accepted, even when delivery fails: the failure is logged and the
 // metrics kept for the next try, so a host that retries failed writes
-// never sends twice. Write(nil) retries the buffer.
+// never sends twice. Write with no metrics is Deliver.
 func (o *GraphiteStatsd) Write(metrics []telegraf.Metric) error {
 	if o.buf == nil {
 		return errors.New("write before Connect")
@@ -337,6 +333,18 @@ func (o *GraphiteStatsd) Write(metrics []telegraf.Metric) error {
 	}
 	o.flush(o.ctx, false)
 	return nil
+}
+
+// Deliver delivers what the buffer holds, in order, for as long as a
+// server makes progress. A failure is reported (see failureReport) and
+// what failed kept for the next try.
+func (o *GraphiteStatsd) Deliver() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.buf == nil || o.closed {
+		return
+	}
+	o.flush(o.ctx, false)
 }
 
 // Interrupt asks delivery to end: the write in flight, and Close's last
@@ -362,10 +370,28 @@ func (o *GraphiteStatsd) Close() error {
 	defer o.cancel()
 	o.flush(o.ctx, true)
 	o.closeLink()
+	// One line for the failure: with a spool before the spool's own
+	// line, which says where the metrics went; without, with the loss.
+	failure := o.report.last()
+	unsaid := failure != "" && failure != o.report.said
+	if unsaid && o.buf.Len() > 0 && o.SpoolDir != "" {
+		o.Log.Errorf("delivery failed: %s", failure)
+		unsaid = false
+	}
 	held, spooled, err := o.buf.Close()
 	o.undelivered = o.buf.Undelivered()
 	if lost := held - spooled; lost > 0 {
-		o.Log.Errorf("%d metrics were not delivered to %v and are lost", lost, o.Servers)
+		fix := ""
+		if o.SpoolDir == "" {
+			fix = " (set spool_dir to keep undelivered metrics for the next run)"
+		}
+		if unsaid {
+			o.Log.Errorf("delivery failed: %s: %d metrics lost%s", failure, lost, fix)
+		} else {
+			o.Log.Errorf("%d metrics were not delivered to %s and are lost%s", lost, strings.Join(o.Servers, ", "), fix)
+		}
+	} else if unsaid {
+		o.Log.Errorf("delivery failed: %s", failure)
 	}
 	if err != nil {
 		return fmt.Errorf("spool_dir: %w", err)
@@ -388,7 +414,7 @@ func (o *GraphiteStatsd) Undelivered() int {
 func init() {
 	outputs.Add("graphite_statsd", func() telegraf.Output {
 		return &GraphiteStatsd{
-			Templates: append([]string(nil), DefaultTemplates...),
+			Templates: append([]string(nil), contract.DefaultTemplates...),
 			Timeout:   config.Duration(defaultTimeout),
 		}
 	})

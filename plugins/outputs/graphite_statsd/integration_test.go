@@ -2,6 +2,7 @@ package graphite_statsd
 
 import (
 	"context"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"slices"
 	"sort"
 	"strings"
@@ -74,7 +75,7 @@ func TestCarbonTCP(t *testing.T) {
 	metrics, want := fixtureNow(t, "hm.tcp")
 	o, _ := newOutput(t, []string{c.TCPAddr}, func(o *GraphiteStatsd) {
 		o.Prefix = "hm.tcp"
-		o.Templates = append([]string(nil), DefaultTemplates...)
+		o.Templates = append([]string(nil), contract.DefaultTemplates...)
 	})
 	o.Write(metrics) //nolint:errcheck // always nil here
 	if err := o.Close(); err != nil {
@@ -92,7 +93,7 @@ func TestCarbonUDP(t *testing.T) {
 	o, _ := newOutput(t, []string{c.UDPAddr}, func(o *GraphiteStatsd) {
 		o.Prefix = "hm.udp"
 		o.Transport = "udp"
-		o.Templates = append([]string(nil), DefaultTemplates...)
+		o.Templates = append([]string(nil), contract.DefaultTemplates...)
 	})
 	o.Write(metrics) //nolint:errcheck // always nil here
 	if err := o.Close(); err != nil {
@@ -107,7 +108,7 @@ func TestStatsdGauges(t *testing.T) {
 	o, _ := newOutput(t, []string{s.Addr}, func(o *GraphiteStatsd) {
 		o.Prefix = "hm.sd"
 		o.Format = "statsd"
-		o.Templates = append([]string(nil), DefaultTemplates...)
+		o.Templates = append([]string(nil), contract.DefaultTemplates...)
 	})
 	tags := map[string]string{"host": "web01", "process_num": "1", "proxy": "app.v1", "sv": "web-1"}
 	fields := map[string]any{"scur": uint64(12), "lastsess": int64(-7), "qtime": 2.5, "rate": 1e6}

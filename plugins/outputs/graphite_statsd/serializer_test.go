@@ -1,6 +1,7 @@
 package graphite_statsd
 
 import (
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"math"
 	"slices"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // newTestOutput returns an initialised output with opts applied.
 func newTestOutput(t testing.TB, opts func(*GraphiteStatsd)) *GraphiteStatsd {
 	t.Helper()
-	o := &GraphiteStatsd{Templates: append([]string(nil), DefaultTemplates...)}
+	o := &GraphiteStatsd{Templates: append([]string(nil), contract.DefaultTemplates...)}
 	if opts != nil {
 		opts(o)
 	}
