@@ -18,11 +18,12 @@ package buffer
 
 import (
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"sync"
 	"time"
 
 	"github.com/influxdata/telegraf"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 )
 
 const (

@@ -11,7 +11,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"os"
 	"reflect"
 	"regexp"
@@ -25,6 +24,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/plugins/outputs"
 
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/metricfilter"
 )

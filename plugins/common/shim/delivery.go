@@ -2,13 +2,13 @@ package shim
 
 import (
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"sync"
 	"time"
 
 	"github.com/influxdata/telegraf"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 

@@ -2,7 +2,6 @@ package shim
 
 import (
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"os"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"github.com/influxdata/telegraf"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/influxdata/telegraf"
 	"io"
 	"os"
 	"time"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )

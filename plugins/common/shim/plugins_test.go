@@ -3,7 +3,6 @@ package shim
 import (
 	"errors"
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 

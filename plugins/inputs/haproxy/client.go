@@ -174,6 +174,7 @@ func querySocket(ctx context.Context, ep endpoint, command string, read func(*li
 		}
 	}
 	ra := newReadAhead(conn)
+	defer ra.stop()
 	if err := read(newLineReader(ra)); err != nil {
 		return ra.count(), describe(ctx, err)
 	}
@@ -213,6 +214,7 @@ func queryHTTP(ctx context.Context, client *http.Client, ep endpoint, username, 
 		return fmt.Errorf("HTTP status %s", resp.Status)
 	}
 	body := newReadAhead(resp.Body)
+	defer body.stop()
 	if err := read(newLineReader(body)); err != nil {
 		return describe(ctx, err)
 	}

@@ -2,7 +2,6 @@ package haproxy
 
 import (
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"hash/maphash"
 	"slices"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/influxdata/telegraf"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 )
 
 // Two HAProxy instances on one host report the same Process_num (every

@@ -14,7 +14,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"io"
 	"net/http"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/hap-monitor/hap-monitor/plugins/common/tls"
 )
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
 
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 

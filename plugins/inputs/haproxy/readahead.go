@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"errors"
 	"io"
 	"sync"
 )
@@ -33,6 +34,10 @@ type readAhead struct {
 	held   int         // bytes in chunks
 	err    error       // the reader's last error, io.EOF at the end
 	n      int64       // bytes read from r
+
+	stopped bool          // stop was called: the reader ends
+	done    chan struct{} // closed when the reader has ended
+	closer  io.Closer     // r, if it can be closed: stop ends a read in progress
 }
 
 // raBuffer is one buffer reads are packed into. It can be read into again
@@ -55,18 +60,47 @@ type raChunk struct {
 // reader moves on to another buffer.
 const minReadRoom = 4 << 10
 
+// newReadAhead starts reading r. The caller owns the reading goroutine:
+// it calls stop when done with the answer, however the parse ended.
 func newReadAhead(r io.Reader) *readAhead {
-	ra := &readAhead{}
+	ra := &readAhead{done: make(chan struct{})}
+	ra.closer, _ = r.(io.Closer)
 	ra.more = sync.NewCond(&ra.mu)
 	go ra.fill(r)
 	return ra
 }
 
+// stop ends the reader, a read in progress by closing r, and waits for
+// it; what was read and not taken is given back. The parser may stop
+// before the answer's end (a bad answer, a timeout): the reader would
+// otherwise wait at readAheadMax, holding that memory, for ever.
+func (ra *readAhead) stop() {
+	ra.mu.Lock()
+	ra.stopped = true
+	ra.more.Broadcast()
+	ra.mu.Unlock()
+	if ra.closer != nil {
+		_ = ra.closer.Close()
+	}
+	<-ra.done
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	ra.chunks, ra.off, ra.held = nil, 0, 0
+}
+
 func (ra *readAhead) fill(r io.Reader) {
+	defer close(ra.done)
 	for {
 		ra.mu.Lock()
-		for ra.held >= readAheadMax {
+		for ra.held >= readAheadMax && !ra.stopped {
 			ra.more.Wait()
+		}
+		if ra.stopped {
+			ra.err = errReadAheadStopped
+			ra.retireLocked()
+			ra.more.Broadcast()
+			ra.mu.Unlock()
+			return
 		}
 		if ra.cur == nil || len(ra.cur.data)-ra.cur.fill < minReadRoom {
 			ra.retireLocked()
@@ -104,6 +138,9 @@ func (ra *readAhead) fill(r io.Reader) {
 		}
 	}
 }
+
+// errReadAheadStopped is what Read returns after stop.
+var errReadAheadStopped = errors.New("read ahead stopped")
 
 // retireLocked marks the reader's buffer as left behind; ra.mu is held.
 func (ra *readAhead) retireLocked() {

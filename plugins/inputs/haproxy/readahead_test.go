@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func TestReadAheadStopsAtItsBound(t *testing.T) {
 	src := &endless{}
 	ra := newReadAhead(src)
+	defer ra.stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for src.n.Load() < readAheadMax && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -68,6 +70,50 @@ func TestReadAheadStopsAtItsBound(t *testing.T) {
 	}
 	if src.n.Load() == before {
 		t.Fatal("the reader did not go on once the parser took some")
+	}
+}
+
+// TestReadAheadEndsWithItsQuery: a parser that gives up while the reader
+// waits at its bound, or in a read, leaves no goroutine and no memory.
+func TestReadAheadEndsWithItsQuery(t *testing.T) {
+	before := runtime.NumGoroutine()
+
+	// Parked at the bound, holding readAheadMax.
+	src := &endless{}
+	ra := newReadAhead(src)
+	deadline := time.Now().Add(10 * time.Second)
+	for src.n.Load() < readAheadMax && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	stopWithin(t, ra, 5*time.Second)
+	if ra.held != 0 || ra.chunks != nil {
+		t.Errorf("after stop, %d bytes in %d chunks still held", ra.held, len(ra.chunks))
+	}
+	if _, err := ra.Read(make([]byte, 10)); !errors.Is(err, errReadAheadStopped) {
+		t.Errorf("Read after stop: %v, want errReadAheadStopped", err)
+	}
+
+	// Blocked in a read of a socket that sends nothing: stop closes it.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	stopWithin(t, newReadAhead(pr), 5*time.Second)
+
+	for time.Now().Before(deadline) && runtime.NumGoroutine() > before {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after both stops, %d before", n, before)
+	}
+}
+
+func stopWithin(t *testing.T, ra *readAhead, d time.Duration) {
+	t.Helper()
+	stopped := make(chan struct{})
+	go func() { ra.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(d):
+		t.Fatalf("stop did not return within %v: the reader goes on", d)
 	}
 }
 

@@ -2,7 +2,6 @@ package graphite_statsd
 
 import (
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"runtime"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/influxdata/telegraf/metric"
 
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 )
 
 // numericColumns are 62 numeric show stat columns of HAProxy 2.6.

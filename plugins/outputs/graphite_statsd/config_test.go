@@ -1,7 +1,6 @@
 package graphite_statsd
 
 import (
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"io"
 	"strings"
 	"testing"
@@ -9,6 +8,7 @@ import (
 	"github.com/influxdata/telegraf"
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 )
 

@@ -10,7 +10,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"hash/fnv"
 	"io"
 	"net"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/plugins/common/buffer"
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/tls"
 )

@@ -2,7 +2,6 @@ package graphite_statsd
 
 import (
 	"context"
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"slices"
 	"sort"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/influxdata/telegraf/metric"
 
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 )
 
 // fixtureNow is the golden fixture's metrics stamped with the current

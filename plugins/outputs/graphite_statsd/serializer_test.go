@@ -1,7 +1,6 @@
 package graphite_statsd
 
 import (
-	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 	"math"
 	"slices"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
 )
 
 // newTestOutput returns an initialised output with opts applied.
