@@ -14,6 +14,27 @@
 // Retry puts every acknowledged and in-flight metric back to pending, to be
 // sent again, when a connection turns out to have lost them. Close writes
 // what is left to the spool.
+//
+// A metric's states:
+//
+//	             Add                 Take                Acked                 Confirm
+//	(the input) ----> pending -------------> in flight -------> acknowledged -----------> released
+//	                  ^  |  ^                   |  |                 |                  (delivered)
+//	      LoadSpool   |  |  |      Retry        |  |   Delivered     |
+//	   (the next run) |  |  +-------------------+--|-----------------+
+//	                  |  |                         +--------------------------------->  released
+//	                  |  | past metric_buffer_limit                                     (UDP: sent)
+//	                  |  +----> spool file (or dropped, counted)
+//	                  +-------- spool file
+//
+//	Close: pending, in flight and acknowledged -> spool file (or lost, counted)
+//
+// Flow control (WaitForRoom): with more than a few pending, Add waits for
+// room while delivery makes progress (Progress), half a second without
+// progress below metric_buffer_limit and up to patience at it; then it
+// takes the metrics anyway, and past the limit the oldest pending ones
+// overflow to the spool. A server that stops reading never holds the
+// input for long.
 package buffer
 
 import (

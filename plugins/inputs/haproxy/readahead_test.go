@@ -95,7 +95,7 @@ func TestReadAheadEndsWithItsQuery(t *testing.T) {
 
 	// Blocked in a read of a socket that sends nothing: stop closes it.
 	pr, pw := io.Pipe()
-	defer pw.Close()
+	defer func() { _ = pw.Close() }()
 	stopWithin(t, newReadAhead(pr), 5*time.Second)
 
 	for time.Now().Before(deadline) && runtime.NumGoroutine() > before {

@@ -148,31 +148,57 @@ func (o *GraphiteStatsd) closeLink() {
 	}
 }
 
+// ackProbe tells how many bytes written to a TCP connection its peer has
+// not acknowledged yet. The kernel answers (kernelProbe); a test may fake
+// it.
+type ackProbe interface {
+	Unacknowledged(conn *net.TCPConn) (int64, error)
+}
+
+// kernelProbe asks the socket's send queue (SIOCOUTQ on Linux).
+type kernelProbe struct{}
+
+func (kernelProbe) Unacknowledged(conn *net.TCPConn) (int64, error) { return unacknowledged(conn) }
+
 // poll learns how much of what was written the peer's TCP stack has
 // acknowledged, moves those metrics to acknowledged in the buffer, and
 // confirms the oldest beyond retainBytes. It returns the bytes still
 // unacknowledged.
 func (o *GraphiteStatsd) poll(l *link) (int64, error) {
-	q, err := unacknowledged(l.tcp)
+	q, err := o.probe.Unacknowledged(l.tcp)
 	if err != nil {
 		return 0, err
 	}
-	wireAcked := l.wire.n - q
+	acked, confirm, progress := l.acknowledge(q)
+	if progress {
+		o.buf.Progress()
+	}
+	if acked > 0 {
+		o.buf.Acked(acked)
+	}
+	o.confirmKept(l, confirm)
+	return q, nil
+}
+
+// acknowledge records that the peer has every wire byte written but the
+// last unacked: the writes it covers are acknowledged, and so are the
+// metrics in flight that end within them, which move to kept. It returns
+// how many metrics became acknowledged, how many of the kept ones lie more
+// than retainBytes behind (to confirm), and whether any write was newly
+// acknowledged.
+func (l *link) acknowledge(unacked int64) (acked, confirm int, progress bool) {
+	wireAcked := l.wire.n - unacked
 	i := 0
 	for i < len(l.pieces) && l.pieces[i].wire <= wireAcked {
 		l.acked = l.pieces[i].plain
 		i++
 	}
 	l.pieces = dropFront(l.pieces, i)
-	if i > 0 {
-		o.buf.Progress()
-	}
 	k := 0
 	for k < len(l.flight) && l.flight[k] <= l.acked {
 		k++
 	}
 	if k > 0 {
-		o.buf.Acked(k)
 		l.kept = append(l.kept, l.flight[:k]...)
 		l.flight = dropFront(l.flight, k)
 	}
@@ -180,8 +206,7 @@ func (o *GraphiteStatsd) poll(l *link) (int64, error) {
 	for c < len(l.kept) && l.acked-l.kept[c] > retainBytes {
 		c++
 	}
-	o.confirmKept(l, c)
-	return q, nil
+	return k, c, i > 0
 }
 
 // dropFront removes the first k elements of s in place, so that appending

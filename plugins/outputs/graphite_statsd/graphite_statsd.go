@@ -102,6 +102,7 @@ type GraphiteStatsd struct {
 	portion     int     // the most metrics a new connection carries; 0 is all
 	lastTry     attempt // how the last failed delivery went
 	report      failureReport
+	probe       ackProbe // what the peer acknowledged: the kernel's count
 	pace        replayPace
 	closed      bool
 	undelivered int
@@ -280,6 +281,9 @@ func (o *GraphiteStatsd) Connect() error {
 		return fmt.Errorf("spool_dir: %w", err)
 	}
 	o.report = failureReport{log: o.Log}
+	if o.probe == nil {
+		o.probe = kernelProbe{}
+	}
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	return nil
 }
