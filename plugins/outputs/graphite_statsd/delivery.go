@@ -680,13 +680,11 @@ func (o *GraphiteStatsd) sendPackets(ctx context.Context, l *link) error {
 }
 
 func (o *GraphiteStatsd) reportSkipped() {
-	s := o.ser
-	if s.skipped > 0 {
-		o.Log.Warnf("skipped %d lines longer than %d bytes, e.g. %q", s.skipped, s.maxUnit, s.skippedExample)
-		s.skipped, s.skippedExample = 0, ""
+	c := o.ser.takeSkipped()
+	if c.long > 0 {
+		o.Log.Warnf("skipped %d lines longer than %d bytes, e.g. %q", c.long, o.ser.maxUnit, c.example)
 	}
-	if s.unusable > 0 {
-		o.Log.Debugf("skipped %d field values that are not numbers (strings, NaN, Inf)", s.unusable)
-		s.unusable = 0
+	if c.unusable > 0 {
+		o.Log.Debugf("skipped %d field values that are not numbers (strings, NaN, Inf)", c.unusable)
 	}
 }

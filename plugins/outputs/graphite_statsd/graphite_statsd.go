@@ -133,13 +133,24 @@ func (o *GraphiteStatsd) Init() error {
 	if err := o.checkOptions(); err != nil {
 		return err
 	}
-	ser, err := newSerializer(o)
+	maxUnit := maxLineTCP
+	if o.Transport == transportUDP {
+		maxUnit = o.MaxPacketSize
+	}
+	ser, err := newSerializer(serializerOptions{
+		Format:          o.Format,
+		StatsdTags:      o.StatsdTags,
+		Prefix:          o.Prefix,
+		Template:        o.Template,
+		Templates:       o.Templates,
+		StrictRegex:     o.GraphiteStrictRegex,
+		TagSupport:      o.GraphiteTagSupport,
+		TagSanitizeMode: o.GraphiteTagSanitizeMode,
+		Separator:       o.GraphiteSeparator,
+		MaxUnit:         maxUnit,
+	})
 	if err != nil {
 		return fmt.Errorf("template/templates: %w", err)
-	}
-	ser.maxUnit = maxLineTCP
-	if o.Transport == transportUDP {
-		ser.maxUnit = o.MaxPacketSize
 	}
 	o.ser = ser
 	if _, err := o.ClientConfig.TLSConfig(); err != nil {

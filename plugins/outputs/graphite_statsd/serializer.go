@@ -111,16 +111,47 @@ type fieldEntry struct {
 	lastDot  bool
 }
 
+// serializerOptions are the output's options that shape a unit.
+type serializerOptions struct {
+	Format          string // "graphite" or "statsd"
+	StatsdTags      bool
+	Prefix          string
+	Template        string
+	Templates       []string
+	StrictRegex     string
+	TagSupport      bool
+	TagSanitizeMode string
+	Separator       string
+	// MaxUnit is the largest unit allowed (a line over TCP, a datagram's
+	// room over UDP); a larger one is skipped and counted.
+	MaxUnit int
+}
+
+// skippedCounts is what a serializer left out since it was last asked.
+type skippedCounts struct {
+	long     int    // units longer than MaxUnit
+	example  string // the path of the first of them
+	unusable int    // field values that are not numbers (strings, NaN, Inf)
+}
+
+// takeSkipped returns what was skipped since the last call and starts
+// counting again.
+func (s *serializer) takeSkipped() skippedCounts {
+	c := skippedCounts{long: s.skipped, example: s.skippedExample, unusable: s.unusable}
+	s.skipped, s.skippedExample, s.unusable = 0, "", 0
+	return c
+}
+
 // newSerializer validates the path options the way Telegraf's serializer
 // does and returns a serializer for them.
-func newSerializer(o *GraphiteStatsd) (*serializer, error) {
+func newSerializer(o serializerOptions) (*serializer, error) {
 	tg := &graphite.Serializer{
 		Prefix:          o.Prefix,
 		Template:        o.Template,
-		StrictRegex:     o.GraphiteStrictRegex,
-		TagSupport:      o.GraphiteTagSupport,
-		TagSanitizeMode: o.GraphiteTagSanitizeMode,
-		Separator:       o.GraphiteSeparator,
+		StrictRegex:     o.StrictRegex,
+		TagSupport:      o.TagSupport,
+		TagSanitizeMode: o.TagSanitizeMode,
+		Separator:       o.Separator,
 		Templates:       o.Templates,
 	}
 	if err := tg.Init(); err != nil {
@@ -131,9 +162,10 @@ func newSerializer(o *GraphiteStatsd) (*serializer, error) {
 		statsdTags: o.StatsdTags,
 		prefix:     o.Prefix,
 		template:   o.Template,
-		fast:       !o.GraphiteTagSupport && o.GraphiteStrictRegex == "",
+		fast:       !o.TagSupport && o.StrictRegex == "",
 		telegraf:   tg,
 		fields:     make(map[string]*fieldEntry),
+		maxUnit:    o.MaxUnit,
 
 		splitTemplates: make(map[string][]string),
 	}

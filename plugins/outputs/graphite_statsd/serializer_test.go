@@ -245,3 +245,27 @@ func TestLongLinesSkipped(t *testing.T) {
 		t.Fatalf("skipped = %d, want 1", o.ser.skipped)
 	}
 }
+
+// TestSerializerCountsWhatItSkips: the serializer, built from its own
+// options, counts the units it leaves out until asked.
+func TestSerializerCountsWhatItSkips(t *testing.T) {
+	s, err := newSerializer(serializerOptions{Format: "graphite", Prefix: "p", Templates: contract.DefaultTemplates, MaxUnit: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := time.Unix(1700000000, 0)
+	m := metric.New("haproxy", map[string]string{"host": "h", "proxy": strings.Repeat("x", 50), "sv": "s"},
+		map[string]any{"scur": uint64(1), "status": "UP", "rate": math.NaN()}, tm)
+	short := metric.New("haproxy_info", map[string]string{"host": "h"}, map[string]any{"Idle_pct": int64(99)}, tm)
+	out := string(s.appendMetric(s.appendMetric(nil, m, nil), short, nil))
+	if out != "p.h.Idle_pct 99 1700000000\n" {
+		t.Errorf("units %q, want the short one only", out)
+	}
+	c := s.takeSkipped()
+	if c.long != 1 || !strings.HasPrefix(c.example, "p.h."+strings.Repeat("x", 50)) || c.unusable != 2 {
+		t.Errorf("skipped %+v, want 1 long line (its path as example) and 2 unusable values", c)
+	}
+	if c := s.takeSkipped(); c != (skippedCounts{}) {
+		t.Errorf("second take %+v, want nothing", c)
+	}
+}
