@@ -206,9 +206,9 @@ type rowSink struct {
 // maxInterned bounds the strings kept for reuse in one answer.
 const maxInterned = 1 << 14
 
-func newRowSink(acc telegraf.Accumulator, plan *rowPlan, server string, ts time.Time) *rowSink {
+func newRowSink(acc telegraf.Accumulator, plan *rowPlan, server string, ts time.Time, arenas arenaOptions) *rowSink {
 	return &rowSink{
-		acc: acc, plan: plan, server: server, ts: ts,
+		acc: acc, plan: plan, server: server, ts: ts, slabs: metricSlabs{opts: arenas},
 		raw:    make([]lineproto.TextField, 0, len(plan.cols)+2*len(ServerStates)),
 		text:   make([]byte, 0, 1024),
 		tags:   make([]telegraf.Tag, 0, 6),

@@ -74,6 +74,8 @@ type HAProxy struct {
 	said *onceSet
 	// tableless holds the sockets whose HAProxy lacks "show table".
 	tableless *tablelessSockets
+	// arenas is how released rows' storage is handled (tests only).
+	arenas arenaOptions
 }
 
 // onceSet remembers keys, for what is said once.
@@ -372,7 +374,7 @@ func (g *serverGather) readStat(lr *lineReader, processNum string, endOnEOF bool
 		}
 		return false, err
 	}
-	sink := newRowSink(g.acc, newRowPlan(sr.header, g.h.KeepFieldNames, g.h.fields), g.ep.tag, g.ts)
+	sink := newRowSink(g.acc, newRowPlan(sr.header, g.h.KeepFieldNames, g.h.fields), g.ep.tag, g.ts, g.h.arenas)
 	sink.processNum, sink.log = processNum, g.h.Log
 	if endOnEOF { // a stats page cannot be asked for less: filter here
 		sink.types, sink.proxies = g.h.typeMask, g.h.proxies

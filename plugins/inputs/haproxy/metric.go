@@ -58,7 +58,20 @@ var (
 // metricSlabs hands out the storage of rowMetrics from arenas shared by
 // many rows, so a row costs no allocation of its own.
 type metricSlabs struct {
-	cur *rowArena // the arena rows are carved from; it holds one reference
+	cur  *rowArena // the arena rows are carved from; it holds one reference
+	opts arenaOptions
+}
+
+// arenaOptions are the plugin's handling of released arenas; the zero
+// value is production's: recycle them, unpoisoned.
+type arenaOptions struct {
+	// keep leaves released arenas to the collector instead of the pool
+	// (tests compare both).
+	keep bool
+	// poison makes a released arena's text and fields garbage before it
+	// goes back to the pool (its metrics and tags are zeroed anyway), so
+	// that a test sees any use of a metric after its release.
+	poison bool
 }
 
 // rowArena is the storage of the metrics of a few hundred rows. Only the
@@ -72,6 +85,7 @@ type metricSlabs struct {
 type rowArena struct {
 	refs    atomic.Int32 // metrics not released, plus one while carved from
 	pooled  bool         // of the standard size: it goes back to the pool
+	opts    arenaOptions // of the sink it was last carved for
 	metrics []rowMetric
 	raw     []lineproto.TextField
 	text    []byte
@@ -91,15 +105,6 @@ const (
 // spareTagRoom is how many tags a row's metric can gain without
 // allocating: the host tag and a global tag or two.
 const spareTagRoom = 2
-
-// recycleArenas puts released arenas back in the pool; tests turn it off
-// to compare.
-var recycleArenas = true
-
-// poisonReleased makes a released arena's text and fields garbage before
-// it goes back to the pool (its metrics and tags are zeroed anyway), so
-// that a test sees any use of a metric after its release.
-var poisonReleased = false
 
 var arenaPool = sync.Pool{New: func() any { return newArena(arenaRows, arenaFields, arenaText, arenaTags, true) }}
 
@@ -124,10 +129,10 @@ func (a *rowArena) fits(tags, fields, text int) bool {
 // release drops one reference; the last one puts a pooled arena back,
 // emptied of what its metrics pointed to.
 func (a *rowArena) release() {
-	if a.refs.Add(-1) != 0 || !a.pooled || !recycleArenas {
+	if a.refs.Add(-1) != 0 || !a.pooled || a.opts.keep {
 		return
 	}
-	if poisonReleased {
+	if a.opts.poison {
 		for i := range a.text {
 			a.text[i] = 0xff
 		}
@@ -163,6 +168,7 @@ func (sl *metricSlabs) newRowMetric(name string, tags []telegraf.Tag, raw []line
 			sl.cur = newArena(1, len(raw), len(text), nt, false)
 		}
 		sl.cur.refs.Store(1)
+		sl.cur.opts = sl.opts
 	}
 	a := sl.cur
 	a.refs.Add(1)

@@ -100,10 +100,17 @@ func TestReleasedRowsAreNeverUsedAgain(t *testing.T) {
 	filtered := fmt.Sprintf("[agent]\n  hostname = \"h\"\n[[inputs.haproxy]]\n  servers = [%q]\n  [inputs.haproxy.tagpass]\n    type = [\"server\"]\n", sock) +
 		fmt.Sprintf("[[outputs.graphite_statsd]]\n  servers = [%q]\n", sinkA.ln.Addr())
 	logs := logger.NewSink(io.Discard, telegraf.Error)
+	// arenas is how the next runs' haproxy sections handle released rows.
+	var arenas arenaOptions
 	parse := func(text string) *config.Config {
 		cfg, err := config.Parse([]byte(text), "test.conf", logs)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, in := range cfg.Inputs {
+			if h, ok := in.Input.(*HAProxy); ok {
+				h.arenas = arenas
+			}
 		}
 		return cfg
 	}
@@ -147,11 +154,10 @@ func TestReleasedRowsAreNeverUsedAgain(t *testing.T) {
 			return sinkA.take()
 		},
 	}
-	defer func(p, r bool) { poisonReleased, recycleArenas = p, r }(poisonReleased, recycleArenas)
 	for name, run := range runs {
-		poisonReleased, recycleArenas = false, false
+		arenas = arenaOptions{keep: true}
 		want := timestamps.ReplaceAllString(run(), " T")
-		poisonReleased, recycleArenas = true, true
+		arenas = arenaOptions{poison: true}
 		got := timestamps.ReplaceAllString(run(), " T")
 		if got != want {
 			t.Errorf("%s: %d bytes with recycling, %d without; first difference at byte %d", name, len(got), len(want), firstDiff(got, want))
