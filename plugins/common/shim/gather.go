@@ -26,14 +26,31 @@ type gatherer struct {
 	agent  config.Agent
 
 	mu      sync.Mutex
-	emit    func(telegraf.Metric) // the running gather's; nil between gathers
-	pending []telegraf.Metric     // added between gathers (service inputs)
+	run     *gatherRun        // the running gather; nil between gathers
+	pending []telegraf.Metric // added between gathers (service inputs)
 }
+
+// gatherRun is one gather's hand-over: the inputs' goroutines send their
+// metrics in batches on out, and the gather's own goroutine, the only one
+// that calls emit, takes them. A sender waits while emit does (the
+// outputs' backpressure) without holding any lock.
+type gatherRun struct {
+	out     chan []telegraf.Metric
+	ended   chan struct{}  // closed when the gather stops taking
+	senders sync.WaitGroup // sends under way
+}
+
+// handBatch is how many metrics an input hands over at once: one channel
+// send per batch, not per metric.
+const handBatch = 128
 
 type inputState struct {
 	cfg *config.Input
 	log telegraf.Logger
 	acc *Accumulator
+
+	mu    sync.Mutex
+	batch []telegraf.Metric // made, not handed over yet
 }
 
 func newGatherer(cfg *config.Config, logs *logger.Sink, shared map[string]string) *gatherer {
@@ -59,20 +76,57 @@ func (g *gatherer) schedules() []config.Schedule {
 	return s
 }
 
-// hand makes m and passes it to the running gather, one metric at a time
-// whatever the number of inputs.
+// hand makes m and adds it to its input's batch, which goes to the
+// running gather once full (the input's goroutine may then wait for the
+// gather to take it).
 func (g *gatherer) hand(in *inputState, m telegraf.Metric) {
 	if made := g.make(in.cfg, m); made == nil {
 		contract.Release(m) // filtered out: nobody else holds it
 		return
 	}
+	in.mu.Lock()
+	in.batch = append(in.batch, m)
+	var full []telegraf.Metric
+	if len(in.batch) >= handBatch {
+		full, in.batch = in.batch, make([]telegraf.Metric, 0, handBatch)
+	}
+	in.mu.Unlock()
+	if full != nil {
+		g.send(full)
+	}
+}
+
+// flushInput hands over what in's batch holds.
+func (g *gatherer) flushInput(in *inputState) {
+	in.mu.Lock()
+	b := in.batch
+	in.batch = nil
+	in.mu.Unlock()
+	if len(b) > 0 {
+		g.send(b)
+	}
+}
+
+// send gives b to the running gather, or keeps it for the next one.
+func (g *gatherer) send(b []telegraf.Metric) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.emit == nil {
-		g.pending = append(g.pending, m)
+	run := g.run
+	if run == nil {
+		g.pending = append(g.pending, b...)
+		g.mu.Unlock()
 		return
 	}
-	g.emit(m)
+	run.senders.Add(1)
+	g.mu.Unlock()
+	defer run.senders.Done()
+	select {
+	case run.out <- b:
+	case <-run.ended:
+		// A service input's metrics, late for this gather: the next one.
+		g.mu.Lock()
+		g.pending = append(g.pending, b...)
+		g.mu.Unlock()
+	}
 }
 
 // make applies the section's options to m in Telegraf's order; nil means
@@ -140,12 +194,14 @@ func (g *gatherer) gather(emit func(telegraf.Metric)) int {
 
 // gatherDue is gather for the inputs due says (all when due is nil).
 func (g *gatherer) gatherDue(emit func(telegraf.Metric), due []bool) int {
+	run := &gatherRun{out: make(chan []telegraf.Metric, len(g.inputs)), ended: make(chan struct{})}
 	g.mu.Lock()
-	for _, m := range g.pending {
+	pending := g.pending
+	g.pending, g.run = nil, run
+	g.mu.Unlock()
+	for _, m := range pending {
 		emit(m)
 	}
-	g.pending, g.emit = nil, emit
-	g.mu.Unlock()
 
 	errs := make([]int, len(g.inputs))
 	var wg sync.WaitGroup
@@ -157,15 +213,44 @@ func (g *gatherer) gatherDue(emit func(telegraf.Metric), due []bool) int {
 			if err := in.cfg.Input.Gather(in.acc); err != nil {
 				in.acc.AddError(err)
 			}
+			g.flushInput(in)
 			_, e := in.acc.Drain()
 			errs[i] = len(e)
 		})
 	}
-	wg.Wait()
-
+	inputsDone := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(inputsDone)
+	}()
+	take := func(b []telegraf.Metric) {
+		for _, m := range b {
+			emit(m)
+		}
+	}
+	for done := false; !done; {
+		select {
+		case b := <-run.out:
+			take(b)
+		case <-inputsDone:
+			done = true
+		}
+	}
+	// No new sender from here; those under way end at once.
 	g.mu.Lock()
-	g.emit = nil
+	g.run = nil
 	g.mu.Unlock()
+	close(run.ended)
+	run.senders.Wait()
+	for {
+		select {
+		case b := <-run.out: // sent before the inputs were done
+			take(b)
+			continue
+		default:
+		}
+		break
+	}
 	total := 0
 	for _, n := range errs {
 		total += n
