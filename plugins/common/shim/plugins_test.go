@@ -159,7 +159,31 @@ func (b *bufferedOutput) Undelivered() int {
 	return b.Pending
 }
 
+// burstInput adds N metrics per gather, "burst,src=NAME i=<0..N-1>", from
+// Goroutines goroutines at once, each its own share in order.
+type burstInput struct {
+	Name       string `toml:"name"`
+	N          int    `toml:"n"`
+	Goroutines int    `toml:"goroutines"`
+}
+
+func (*burstInput) SampleConfig() string { return "" }
+
+func (b *burstInput) Gather(acc telegraf.Accumulator) error {
+	var wg sync.WaitGroup
+	for g := range max(b.Goroutines, 1) {
+		wg.Go(func() {
+			for i := g; i < b.N; i += max(b.Goroutines, 1) {
+				acc.AddFields("burst", map[string]any{"i": int64(i)}, map[string]string{"src": b.Name, "g": fmt.Sprint(g)})
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
 func init() {
+	inputs.Add("shim_burst", func() telegraf.Input { return &burstInput{} })
 	inputs.Add("shim_count", func() telegraf.Input { return &countInput{} })
 	outputs.Add("shim_record", func() telegraf.Output { return &recordOutput{} })
 	outputs.Add("shim_buffered", func() telegraf.Output { return &bufferedOutput{ready: make(chan struct{}, 1)} })
