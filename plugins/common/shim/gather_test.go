@@ -2,6 +2,7 @@ package shim
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -41,9 +42,11 @@ func TestGatherHandsOverEverythingInOrder(t *testing.T) {
 			key := m.Tags()["src"] + "/" + m.Tags()["g"]
 			i, _ := m.GetField("i")
 			if _, ok := next[key]; !ok {
-				var g int64
-				fmt.Sscan(m.Tags()["g"], &g)
-				next[key] = g
+				first, err := strconv.ParseInt(m.Tags()["g"], 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				next[key] = first // goroutine g adds g, g+4, ...
 			}
 			if i.(int64) != next[key] {
 				t.Fatalf("gather %d: %s gave i=%v, want %d", gather, key, i, next[key])
