@@ -260,8 +260,6 @@ func variablesJSON() []variableJSON {
 			} else {
 				j.Options = []option{j.Current}
 			}
-		case "datasource":
-			j.Current = option{}
 		}
 		list = append(list, j)
 	}

@@ -192,24 +192,33 @@ func (g *GraphiteWeb) waitReady(ctx context.Context) error {
 
 func (g *GraphiteWeb) logTail() string { return fileTail(filepath.Join(g.Dir, "runserver.log")) }
 
-// get asks graphite-web for path with query q and decodes its JSON answer
-// into v.
-func (g *GraphiteWeb) get(ctx context.Context, path string, q url.Values, v any) error {
+// fetch asks graphite-web for path with query q and returns the answer's
+// body, failing on a status other than 200.
+func (g *GraphiteWeb) fetch(ctx context.Context, path string, q url.Values) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.URL+path+"?"+q.Encode(), nil)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	resp, err := g.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("graphite-web %s: %w", path, err)
+		return nil, nil, fmt.Errorf("graphite-web %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("graphite-web %s: %w", path, err)
+		return nil, nil, fmt.Errorf("graphite-web %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("graphite-web %s?%s: %s: %s", path, q.Encode(), resp.Status, errorLine(body))
+		return nil, nil, fmt.Errorf("graphite-web %s?%s: %s: %s", path, q.Encode(), resp.Status, errorLine(body))
+	}
+	return body, resp.Header, nil
+}
+
+// get is fetch, decoding the JSON answer into v.
+func (g *GraphiteWeb) get(ctx context.Context, path string, q url.Values, v any) error {
+	body, _, err := g.fetch(ctx, path, q)
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("graphite-web %s answer: %w: %s", path, err, tail(body, 300))
@@ -247,21 +256,12 @@ func (g *GraphiteWeb) RenderPNG(ctx context.Context, targets []string, opts url.
 		q[k] = v
 	}
 	q["target"] = targets
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.URL+"/render?"+q.Encode(), nil)
+	body, header, err := g.fetch(ctx, "/render", q)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("graphite-web render png: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("graphite-web render png: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/png" {
-		return nil, fmt.Errorf("graphite-web render png of %v: %s %s: %s", targets, resp.Status, resp.Header.Get("Content-Type"), errorLine(body))
+	if ct := header.Get("Content-Type"); ct != "image/png" {
+		return nil, fmt.Errorf("graphite-web render png of %v: %s, not a PNG: %s", targets, ct, tail(body, 300))
 	}
 	return body, nil
 }

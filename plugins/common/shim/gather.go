@@ -242,14 +242,8 @@ func (g *gatherer) gatherDue(emit func(telegraf.Metric), due []bool) int {
 	g.mu.Unlock()
 	close(run.ended)
 	run.senders.Wait()
-	for {
-		select {
-		case b := <-run.out: // sent before the inputs were done
-			take(b)
-			continue
-		default:
-		}
-		break
+	for len(run.out) > 0 { // sent before the inputs were done
+		take(<-run.out)
 	}
 	total := 0
 	for _, n := range errs {

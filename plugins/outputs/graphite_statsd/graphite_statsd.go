@@ -387,11 +387,10 @@ func (o *GraphiteStatsd) Close() error {
 	o.closeLink()
 	// One line for the failure: with a spool before the spool's own
 	// line, which says where the metrics went; without, with the loss.
-	failure := o.report.last()
-	unsaid := failure != "" && failure != o.report.said
-	if unsaid && o.buf.Len() > 0 && o.SpoolDir != "" {
+	failure := o.report.unsaid()
+	if failure != "" && o.buf.Len() > 0 && o.SpoolDir != "" {
 		o.Log.Errorf("delivery failed: %s", failure)
-		unsaid = false
+		failure = ""
 	}
 	held, spooled, err := o.buf.Close()
 	o.undelivered = o.buf.Undelivered()
@@ -400,12 +399,12 @@ func (o *GraphiteStatsd) Close() error {
 		if o.SpoolDir == "" {
 			fix = " (set spool_dir to keep undelivered metrics for the next run)"
 		}
-		if unsaid {
+		if failure != "" {
 			o.Log.Errorf("delivery failed: %s: %d metrics lost%s", failure, lost, fix)
 		} else {
 			o.Log.Errorf("%d metrics were not delivered to %s and are lost%s", lost, strings.Join(o.Servers, ", "), fix)
 		}
-	} else if unsaid {
+	} else if failure != "" {
 		o.Log.Errorf("delivery failed: %s", failure)
 	}
 	if err != nil {

@@ -59,13 +59,13 @@ func (r *failureReport) delivered(addr string) {
 	r.tries, r.pending, r.said = 0, "", ""
 }
 
-// last returns the failure of the last try, for Close's line, and "" when
-// there is none.
-func (r *failureReport) last() string {
-	if r.pending != "" {
-		return r.pending
+// unsaid returns the last try's failure when it has not been said yet,
+// for Close's line; "" when there is none or it was said.
+func (r *failureReport) unsaid() string {
+	if r.pending == r.said {
+		return ""
 	}
-	return r.said
+	return r.pending
 }
 
 // cause is one server's failure for a report: the server, the error and
