@@ -20,7 +20,7 @@ import (
 // (haproxy_info, the process_num tag, status.* fields), so that any other
 // difference is a difference in the options' semantics.
 func TestTelegrafOptionsSelectAsInTelegraf(t *testing.T) {
-	hap, tg := hapMonitor(t), telegrafBin(t)
+	hap, tg := hapMonitor(t), testbed.Telegraf(t)
 	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
 	dir := t.TempDir()
 	servers := tomlList([]string{hp.AdminSocket, "tcp://" + hp.TCPAddr})

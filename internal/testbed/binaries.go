@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -75,6 +76,21 @@ func TelegrafBinary(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return bin, nil
+}
+
+// Telegraf returns TelegrafBinary's Telegraf to test t: under go test
+// -short it skips t before anything is built, and it fails t when the
+// build fails.
+func Telegraf(t testing.TB) string {
+	t.Helper()
+	NeedsPeer(t, "Telegraf "+TelegrafVersion+" (built from the Go module proxy, 2-3 minutes cold)")
+	ctx, cancel := context.WithTimeout(context.Background(), telegrafBuildTimeout)
+	defer cancel()
+	bin, err := TelegrafBinary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // telegrafWorks reports whether bin runs and is the expected version.

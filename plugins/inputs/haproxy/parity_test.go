@@ -29,12 +29,9 @@ type lpRow struct {
 // haproxy metrics has our tags and our field names and types, ignoring
 // only our documented additions (process_num, status.*, servers.*).
 func TestSchemaParityWithTelegraf(t *testing.T) {
+	bin := testbed.Telegraf(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin, err := testbed.TelegrafBinary(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
 	plain := []string{hp.AdminSocket, "tcp://" + hp.TCPAddr, hp.StatsURL}
 	kept := []string{"socket:" + hp.UserSocket}
