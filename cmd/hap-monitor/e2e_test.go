@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,17 +27,6 @@ func hapMonitor(t *testing.T) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	bin, err := testbed.HapMonitorBinary(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-func telegrafBin(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	bin, err := testbed.TelegrafBinary(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +83,7 @@ func startTelegraf(t *testing.T, conf string) func() string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(telegrafBin(t), "--config", path)
+	cmd := exec.Command(testbed.Telegraf(t), "--config", path)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -347,7 +335,7 @@ func TestCronSpoolsWhileGraphiteIsDown(t *testing.T) {
   spool_dir = %q
 `, h.AdminSocket, server, spool))
 	}
-	down := closedPort(t)
+	down := testbed.ClosedAddr(t)
 	_, stderr, code := runBinary(t, bin, "", "-config", conf(down), "-once")
 	if code != 1 {
 		t.Fatalf("run with graphite down: exit %d, want 1; stderr:\n%s", code, stderr)
@@ -379,18 +367,6 @@ func TestCronSpoolsWhileGraphiteIsDown(t *testing.T) {
 	if len(points) != 2 || points[0].Time == points[1].Time {
 		t.Errorf("points %v: want one per run", points)
 	}
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func TestExecdOutputHundredThousandLinesToCarbon(t *testing.T) {

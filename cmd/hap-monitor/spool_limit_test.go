@@ -53,7 +53,7 @@ func TestSpoolLimitAgainstARefusingGraphite(t *testing.T) {
 		t.Skip("end-to-end: HAProxy and the binary")
 	}
 	b := newGraphiteBed(t)
-	refused := closedPort(t)
+	refused := testbed.ClosedAddr(t)
 
 	// One gather's spool file.
 	probe := filepath.Join(t.TempDir(), "spool")

@@ -161,7 +161,7 @@ func TestServerCountsOptions(t *testing.T) {
 // follows state changes made over the admin socket.
 func TestServerCountsRealHAProxy(t *testing.T) {
 	live := liveTCP(t)
-	dead := closedPort(t)
+	dead := testbed.ClosedAddr(t)
 	// Checks every 100 ms, one to change state.
 	hp := testbed.NewHAProxy(t, testbed.HAProxyOptions{Extra: fmt.Sprintf(`backend pool
 	mode tcp

@@ -220,7 +220,7 @@ func TestDialErrorsSayWhatToDo(t *testing.T) {
 	dir := testbed.ShortTempDir(t)
 	missing := filepath.Join(dir, "gone.sock")
 	stale := testbed.StaleSocket(t)
-	closed := closedPort(t)
+	closed := testbed.ClosedAddr(t)
 	tests := []struct {
 		name   string
 		server string
@@ -249,18 +249,6 @@ func TestDialErrorsSayWhatToDo(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // permChildEnv makes the test binary, re-run as an unprivileged user, gather

@@ -62,18 +62,6 @@ func seqLines(from, to int, tm time.Time) []string {
 	return out
 }
 
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -111,7 +99,7 @@ func TestDeliversInOrderAndReusesTheConnection(t *testing.T) {
 }
 
 func TestRefusedThenBackLosesNothing(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testbed.ClosedAddr(t)
 	o, logs := newOutput(t, []string{addr}, nil)
 	if err := o.Write(seqMetrics(0, 50, t0)); err != nil {
 		t.Fatalf("Write with the server down returned %v, want nil (metrics kept)", err)
@@ -152,7 +140,7 @@ func TestRefusedThenBackLosesNothing(t *testing.T) {
 }
 
 func TestBackoffPacesRetries(t *testing.T) {
-	o, logs := newOutput(t, []string{freeAddr(t)}, func(o *GraphiteStatsd) { o.minBackoff = time.Hour })
+	o, logs := newOutput(t, []string{testbed.ClosedAddr(t)}, func(o *GraphiteStatsd) { o.minBackoff = time.Hour })
 	o.Write(seqMetrics(0, 1, t0)) //nolint:errcheck // always nil here
 	o.Write(nil)                  //nolint:errcheck // always nil here
 	if !strings.Contains(logs.String(), "all servers are backing off") {
@@ -232,7 +220,7 @@ func TestServerClosingMidBatchIsResent(t *testing.T) {
 
 func TestFailoverInOrder(t *testing.T) {
 	s := testbed.NewGraphiteSink(t, "127.0.0.1:0", testbed.SinkOptions{})
-	o, _ := newOutput(t, []string{freeAddr(t), s.Addr}, nil)
+	o, _ := newOutput(t, []string{testbed.ClosedAddr(t), s.Addr}, nil)
 	o.Write(seqMetrics(0, 10, t0)) //nolint:errcheck // always nil here
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
@@ -243,7 +231,7 @@ func TestFailoverInOrder(t *testing.T) {
 }
 
 func TestBufferLimitDropsOldest(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testbed.ClosedAddr(t)
 	o, logs := newOutput(t, []string{addr}, func(o *GraphiteStatsd) { o.MetricBufferLimit = 5 })
 	o.Write(seqMetrics(0, 8, t0)) //nolint:errcheck // always nil here
 	if !strings.Contains(logs.String(), "W! [outputs.graphite_statsd] metric buffer full (metric_buffer_limit = 5): dropped the 3 oldest metrics") {
@@ -262,7 +250,7 @@ func TestBufferLimitDropsOldest(t *testing.T) {
 }
 
 func TestSpoolCarriesUndeliveredToTheNextRun(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testbed.ClosedAddr(t)
 	dir := t.TempDir()
 	spool := func(o *GraphiteStatsd) { o.SpoolDir = dir }
 	old := time.Unix(1600000000, 0)
@@ -342,14 +330,14 @@ func TestUDPPacksWholeLines(t *testing.T) {
 }
 
 func TestConnectAndCloseWithoutServer(t *testing.T) {
-	o := &GraphiteStatsd{Servers: []string{freeAddr(t)}, Timeout: config.Duration(100 * time.Millisecond)}
+	o := &GraphiteStatsd{Servers: []string{testbed.ClosedAddr(t)}, Timeout: config.Duration(100 * time.Millisecond)}
 	if err := o.Init(); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Close(); err != nil { // Close before Connect
 		t.Fatalf("Close: %v", err)
 	}
-	o = &GraphiteStatsd{Servers: []string{freeAddr(t)}, Timeout: config.Duration(100 * time.Millisecond)}
+	o = &GraphiteStatsd{Servers: []string{testbed.ClosedAddr(t)}, Timeout: config.Duration(100 * time.Millisecond)}
 	if err := o.Init(); err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestReplayPace(t *testing.T) {
 // TestSpoolBacklogIsPaced: the next run sends a spooled backlog at
 // spool_replay_rate, then its own metrics, and delivers them all.
 func TestSpoolBacklogIsPaced(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testbed.ClosedAddr(t)
 	dir := t.TempDir()
 	old := time.Unix(1600000000, 0)
 	first, _ := newOutput(t, []string{addr}, func(o *GraphiteStatsd) { o.SpoolDir = dir })

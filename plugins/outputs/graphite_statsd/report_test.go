@@ -9,12 +9,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
 // TestOneFailureOneLine: a server down for many tries is one E! line,
 // the repeats at debug level, and the loss at exit one more.
 func TestOneFailureOneLine(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testbed.ClosedAddr(t)
 	o, logs := newOutput(t, []string{addr}, func(o *GraphiteStatsd) { o.minBackoff, o.maxBackoff = time.Millisecond, time.Millisecond })
 	o.Write(seqMetrics(0, 10, t0)) //nolint:errcheck // always nil here
 	for range 5 {
