@@ -30,7 +30,8 @@ type proc struct {
 	stdin          io.WriteCloser
 	stdout, stderr *testbed.SyncBuffer
 	done           chan struct{}
-	err            error
+	err            error         // set when done is closed
+	wall           time.Duration // start to exit, set when done is closed
 }
 
 func startProc(t *testing.T, bin string, args ...string) *proc {
@@ -41,10 +42,11 @@ func startProc(t *testing.T, bin string, args ...string) *proc {
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	go func() { p.err = p.cmd.Wait(); p.wall = time.Since(start); close(p.done) }()
 	t.Cleanup(func() {
 		select {
 		case <-p.done:
@@ -606,7 +608,7 @@ func TestPipelineGraphiteDownAtStart(t *testing.T) {
 	}
 	bin := hapMonitor(t)
 	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
-	addr := closedPort(t)
+	addr := testbed.ClosedAddr(t)
 	p, ref := pipeline(t, bin, h, addr)
 	waitUntil(t, time.Minute, "three intervals", func() bool { return len(stamps(ref.Lines())) >= 3 })
 	faulty := testbed.NewGraphiteSink(t, addr, testbed.SinkOptions{})

@@ -199,7 +199,12 @@ func checkIntervals(t *testing.T, sink testbed.SinkCounts, d time.Duration) {
 		gathers += n
 	}
 	slices.Sort(stamps)
-	if want := int(d/time.Second) - 3; gathers < want {
+	// The soak is of memory and wholeness over many gathers, not of pace
+	// (BENCHMARKS.md measures that): a 1000x10 gather and its delivery
+	// take 0.3 s on an idle machine and can take 2 s or more with another
+	// process on a CPU, and gathers that come due during one are made
+	// after it. A quarter of the intervals is many gathers still.
+	if want := int(d/time.Second) / 4; gathers < want {
 		t.Errorf("%d gathers delivered in %s at a 1 s interval, want at least %d", gathers, d, want)
 	}
 	if len(stamps) == 0 {

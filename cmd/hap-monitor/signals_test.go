@@ -77,6 +77,21 @@ func savedCount(stderr string) (int, bool) {
 // outputFailed matches the output's first report of a failed delivery.
 var outputFailed = regexp.MustCompile(`(?m)^E! \[outputs\.graphite_statsd\] `)
 
+// waitingLine is a line of the output saying how many metrics its buffer
+// holds for the next try: the failure (E!) or, under -debug, a flush that
+// all servers' backoff skipped (D!).
+var waitingLine = regexp.MustCompile(`(?m)^[ED]! \[outputs\.graphite_statsd\] .*\b(\d+) metrics wait\b`)
+
+// lastWaiting is the count of stderr's last waitingLine, -1 without one.
+func lastWaiting(stderr string) int {
+	m := waitingLine.FindAllStringSubmatch(stderr, -1)
+	if len(m) == 0 {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
 // checkSpooled checks that the log says how many metrics were saved and
 // the spool holds exactly that many (want of them, unless want < 0); it
 // returns the spooled lines.
@@ -195,7 +210,7 @@ func TestSignalPIPEOnStderrExecdOutputSpools(t *testing.T) {
 	bin := hapMonitor(t)
 	dir := t.TempDir()
 	spool := filepath.Join(dir, "spool")
-	down := closedPort(t)
+	down := testbed.ClosedAddr(t)
 	conf := signalConf(t, dir, "", down, spool)
 	const n = 1000
 
@@ -297,18 +312,21 @@ func TestSignalStopsThroughTheShutdown(t *testing.T) {
 				var p *proc
 				want := -1
 				if mode == "pipeline" {
-					p = startProc(t, bin, "-config", signalConf(t, dir, h.AdminSocket, closedPort(t), spool), "-poll_interval", "1s")
+					p = startProc(t, bin, "-config", signalConf(t, dir, h.AdminSocket, testbed.ClosedAddr(t), spool), "-poll_interval", "1s")
 				} else {
 					want = 1000
-					p = startProc(t, bin, "-config", signalConf(t, dir, "", closedPort(t), spool))
+					p = startProc(t, bin, "-config", signalConf(t, dir, "", testbed.ClosedAddr(t), spool), "-debug")
 					defer p.stdin.Close()
 					if _, err := io.WriteString(p.stdin, metricLines(want)); err != nil {
 						t.Fatal(err)
 					}
 				}
-				// Metrics were gathered or read, and their delivery failed.
-				waitUntil(t, 30*time.Second, "a failed delivery", func() bool { return outputFailed.MatchString(p.stderr.String()) })
-				time.Sleep(300 * time.Millisecond) // the rest of stdin decoded
+				// Metrics were gathered or read, and their delivery failed;
+				// in the execd output, the log says all of stdin waits.
+				waitUntil(t, 30*time.Second, "a failed delivery", func() bool {
+					stderr := p.stderr.String()
+					return outputFailed.MatchString(stderr) && (want < 0 || lastWaiting(stderr) == want)
+				})
 				if err := p.cmd.Process.Signal(sig); err != nil {
 					t.Fatal(err)
 				}
@@ -371,7 +389,7 @@ func TestSignalSecondTERMWhileShuttingDown(t *testing.T) {
   transport = "tcp"
   timeout = "2s"
   spool_dir = %q
-`, h.AdminSocket, silent, closedPort(t), spool))
+`, h.AdminSocket, silent, testbed.ClosedAddr(t), spool))
 	p := startProc(t, bin, "-config", conf, "-poll_interval", "1s")
 	waitUntil(t, 30*time.Second, "a gather and a failed delivery", func() bool { return outputFailed.MatchString(p.stderr.String()) })
 	<-accepted // drop a connection accepted before
@@ -463,7 +481,7 @@ func TestSignalRoutesInExecdInput(t *testing.T) {
 func TestSignalRoutesInExecdOutput(t *testing.T) {
 	dir := t.TempDir()
 	spool := filepath.Join(dir, "spool")
-	conf := signalConf(t, dir, "", closedPort(t), spool)
+	conf := signalConf(t, dir, "", testbed.ClosedAddr(t), spool)
 	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1} {
 		t.Run(shim.SignalName(sig), func(t *testing.T) {
 			p := startInProcess(t, "-config", conf)
@@ -557,11 +575,11 @@ func TestTelegrafKilledExecdOutputSpools(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	bin := hapMonitor(t)
-	tg := telegrafBin(t)
+	tg := testbed.Telegraf(t)
 	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{})
 	dir := t.TempDir()
 	spool := filepath.Join(dir, "spool")
-	outConf := signalConf(t, dir, "", closedPort(t), spool)
+	outConf := signalConf(t, dir, "", testbed.ClosedAddr(t), spool)
 	conf := writeFile(t, dir, "telegraf.conf", fmt.Sprintf(`
 [agent]
   interval = "1s"

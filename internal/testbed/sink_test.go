@@ -202,26 +202,30 @@ func TestGraphiteSinkBytesPerSecond(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.CloseWrite()
+	// The sink must never read faster than its rate; slower is the
+	// machine's doing, and only no progress at all for 10 s is a fault.
 	start := time.Now()
 	var last int64 = -1
+	progress := start
 	for {
 		time.Sleep(500 * time.Millisecond)
 		_, b := s.Total()
 		if b == int64(len(data)) {
 			break
 		}
-		if b <= last {
-			t.Fatalf("no progress in 500 ms: %d bytes read", b)
+		if b > last {
+			last, progress = b, time.Now()
+		} else if time.Since(progress) > 10*time.Second {
+			t.Fatalf("no progress in 10 s: %d bytes read", b)
 		}
 		if el := time.Since(start).Seconds(); float64(b) > 2*rate*el+rate/4 {
 			t.Fatalf("%d bytes read in %.1f s at %d bytes a second", b, el, rate)
 		}
-		last = b
 	}
 	took := time.Since(start)
 	t.Logf("%d bytes at %d bytes a second read in %s", len(data), rate, took.Round(time.Millisecond))
-	if exp := time.Duration(float64(len(data)) / rate * float64(time.Second)); took < exp*6/10 || took > exp*3 {
-		t.Errorf("%d bytes read in %s, want about %s", len(data), took, exp)
+	if exp := time.Duration(float64(len(data)) / rate * float64(time.Second)); took < exp*6/10 {
+		t.Errorf("%d bytes read in %s, want at least %s at %d bytes a second", len(data), took, exp*6/10, rate)
 	}
 }
 
