@@ -23,16 +23,22 @@ import (
 type HAProxyRelease struct {
 	Version string // major.minor: "2.2"
 	Suite   string // the Debian suite that ships it: "bullseye"
+	// Beside is the suite Suite is installed on top of, for a suite that
+	// holds only what differs from it: experimental's haproxy links
+	// libraries that only sid has. Packages come from Suite where it has
+	// them, else from Beside, as apt itself installs experimental.
+	Beside string
 }
 
 // HAProxyReleases are the releases the live tests run on: what RHEL 9 and
-// older Debian hosts run (2.2), Debian 12 (2.6), Debian 13 (3.0) and the
-// current LTS (3.2).
+// older Debian hosts run (2.2), Debian 12 (2.6), Debian 13 (3.0), the LTS
+// before (3.2) and the current LTS (3.4).
 var HAProxyReleases = []HAProxyRelease{
-	{"2.2", "bullseye"},
-	{"2.6", "bookworm"},
-	{"3.0", "trixie"},
-	{"3.2", "sid"},
+	{Version: "2.2", Suite: "bullseye"},
+	{Version: "2.6", Suite: "bookworm"},
+	{Version: "3.0", Suite: "trixie"},
+	{Version: "3.2", Suite: "sid"},
+	{Version: "3.4", Suite: "experimental", Beside: "sid"},
 }
 
 // HAProxyEnv names the environment variable that chooses the HAProxy the
@@ -158,7 +164,7 @@ func fetchRelease(ctx context.Context, rel HAProxyRelease, dir string) error {
 	if err != nil {
 		return err
 	}
-	a, err := newAptState(filepath.Join(dir, "apt"), rel.Suite, mirror, keyring)
+	a, err := newAptState(filepath.Join(dir, "apt"), rel, mirror, keyring)
 	if err != nil {
 		return err
 	}
@@ -173,10 +179,9 @@ func fetchRelease(ctx context.Context, rel HAProxyRelease, dir string) error {
 	if err := resetDir(debs); err != nil {
 		return err
 	}
-	args := []string{"download"}
-	for _, p := range pkgs {
-		args = append(args, p+"/"+rel.Suite)
-	}
+	// Each package's candidate: Suite's version where it has one (the
+	// state's default release), else Beside's.
+	args := append([]string{"download"}, pkgs...)
 	if _, err := a.runIn(ctx, debs, "apt-get", args...); err != nil {
 		return err
 	}
@@ -262,7 +267,7 @@ type aptState struct {
 	opts []string
 }
 
-func newAptState(dir, suite, mirror, keyring string) (*aptState, error) {
+func newAptState(dir string, rel HAProxyRelease, mirror, keyring string) (*aptState, error) {
 	for _, d := range []string{"lists/partial", "cache/archives/partial"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("apt state dir: %w", err)
@@ -275,11 +280,19 @@ func newAptState(dir, suite, mirror, keyring string) (*aptState, error) {
 		return nil, fmt.Errorf("apt status: %w", err)
 	}
 	sources := filepath.Join(dir, "sources.list")
-	line := fmt.Sprintf("deb [signed-by=%s] %s %s main\n", keyring, mirror, suite)
-	if err := os.WriteFile(sources, []byte(line), 0o644); err != nil {
+	var lines strings.Builder
+	for _, suite := range []string{rel.Suite, rel.Beside} {
+		if suite != "" {
+			fmt.Fprintf(&lines, "deb [signed-by=%s] %s %s main\n", keyring, mirror, suite)
+		}
+	}
+	if err := os.WriteFile(sources, []byte(lines.String()), 0o644); err != nil {
 		return nil, fmt.Errorf("apt sources: %w", err)
 	}
 	return &aptState{opts: []string{
+		// Suite's packages first, over Beside's (experimental is
+		// otherwise never a candidate).
+		"-o", "APT::Default-Release=" + rel.Suite,
 		"-o", "Dir::Etc::sourcelist=" + sources,
 		"-o", "Dir::Etc::sourceparts=-",
 		"-o", "Dir::State::status=" + status,

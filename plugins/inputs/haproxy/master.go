@@ -41,7 +41,7 @@ import (
 //     worker's is not 0 after a failed reload. HAProxy 2.0 to 2.4 print a
 //     <relative PID> column more ("[was: 1]" for an old worker) and no
 //     "[failed: N]"; columns are mapped by the header's names.
-//   - After a failed reload, 2.2 and 3.2 list no worker under "# workers":
+//   - After a failed reload, 2.2, 3.2 and 3.4 list no worker under "# workers":
 //     the one still serving is under "# old workers" (2.6 and 3.0 keep it
 //     under "# workers"). What a worker says of itself is right on every
 //     version: "Stopping: 0" in its "show info" while it serves, 1 once a
@@ -403,7 +403,7 @@ func (h *HAProxy) gatherMaster(ep endpoint, acc telegraf.Accumulator, col *colli
 
 // workerRoles sorts the workers show proc lists into those that serve and
 // those that stop, by what each worker listed as old says of itself
-// ("Stopping" in its show info): 2.2 and 3.2 list the serving worker as
+// ("Stopping" in its show info): 2.2, 3.2 and 3.4 list the serving worker as
 // old after a failed reload. A worker that does not say (a release without
 // the line, an error) stays where show proc lists it; one the master no
 // longer knows has ended and is left out.

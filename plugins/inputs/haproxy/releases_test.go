@@ -32,8 +32,10 @@ var releaseFacts = []struct {
 		[]string{"-", "h2_headers_rcvd"}, []string{"h1req", "quic_rxbuf_full"}, true},
 	{"3.0.11", 205, []string{"TotalSplicedBytesOut", "BootTime_ms", "CumStreams", "TotalWarnings", "Stopping"}, []string{"TotalSplicdedBytesOut"},
 		[]string{"-", "h1req", "quic_rxbuf_full", "h3_data", "qpack_decoder_stream_error"}, []string{"ssl_ocsp_staple"}, true},
-	{"3.2.26", 207, []string{"TotalSplicedBytesOut", "BootTime_ms", "MaxconnReached", "Stopping"}, []string{"TotalSplicdedBytesOut"},
-		[]string{"-", "h1req", "ssl_ocsp_staple", "ssl_failed_ocsp_staple"}, nil, true},
+	{"3.2.26", 207, []string{"TotalSplicedBytesOut", "BootTime_ms", "MaxconnReached", "Stopping"}, []string{"TotalSplicdedBytesOut", "NbThreadGroups"},
+		[]string{"-", "h1req", "ssl_ocsp_staple", "ssl_failed_ocsp_staple"}, []string{"reqbin", "priv_idle_cur"}, true},
+	{"3.4.7", 213, []string{"TotalSplicedBytesOut", "BootTime_ms", "MaxconnReached", "NbThreadGroups", "PatternsAdded", "PatternsFreed", "Stopping"}, []string{"TotalSplicdedBytesOut"},
+		[]string{"-", "h1req", "ssl_ocsp_staple", "reqbin", "reqbout", "resbin", "resbout", "priv_idle_cur", "quic_ncbuf_gap_limit"}, nil, true},
 }
 
 // TestReleaseRecordings checks every recorded release: its facts, and
