@@ -105,7 +105,7 @@ func TestMain(m *testing.M) {
 // HAProxy and read its answer to EOF, parsing nothing.
 func BenchmarkReadToEOF(b *testing.B) {
 	hp := largeHAProxy(b)
-	cmd := buildCommands(0, nil)
+	cmd, _ := newPlugin(b, &HAProxy{Servers: []string{hp.UserSocket}}).commandsFor(hp.UserSocket)
 	var n int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -2,76 +2,209 @@ package haproxy
 
 import (
 	"bytes"
-	"errors"
+	"fmt"
 	"strings"
 	"sync"
 )
 
-// "show table" is the one command of the line that an HAProxy may not
-// have (before 1.5). An HAProxy answers a command it does not have with
-// its usage text, which starts with "Unknown command" (2.2: "Unknown
-// command. Please enter one of the following commands only :" and 80
-// lines; 2.6 and later: "Unknown command: 'show', but maybe one of the
-// following ones is a better match:" and a few), ends it with an empty
-// line, and answers the line's other commands. Such an answer is no
-// error: the socket's other answers are kept, and "show table" is not
-// sent to that socket again while the same HAProxy process answers it.
+// A stats socket is asked one line of commands: "show info", then "show
+// stat" (see buildCommands), then the optional commands of
+// optionalCommands, each of which a socket may lack (an older HAProxy) or
+// refuse (its level is too low). Each has its reader in a file of its own
+// (show table: table.go) and its recorded answers in testdata/. Adding a
+// command is adding its file and its row.
+//
+// An HAProxy answers a command it does not have with its usage text,
+// which starts with "Unknown command" (2.2: "Unknown command. Please
+// enter one of the following commands only :" and 80 lines; 2.6 and
+// later: "Unknown command: 'show', but maybe one of the following ones
+// is a better match:" and a few), ends it with an empty line, and answers
+// the line's other commands. A command above the socket's level gets its
+// refusal instead. Neither is an error: the socket's other answers are
+// kept, and the command is not sent to that socket again while the same
+// HAProxy process answers it (another process, after a restart or an
+// upgrade, is asked again).
+
+// cliLevel is a stats socket's level ("stats socket ... level user").
+type cliLevel int
+
+const (
+	levelUser cliLevel = iota
+	levelOperator
+	levelAdmin
+)
+
+func (l cliLevel) String() string {
+	return [...]string{"user", "operator", "admin"}[l]
+}
+
+// haproxyRelease is an HAProxy release, major.minor.
+type haproxyRelease struct{ major, minor int }
+
+func (r haproxyRelease) String() string { return fmt.Sprintf("%d.%d", r.major, r.minor) }
+
+// command is one optional command of the line.
+type command struct {
+	text    string         // what is written: "show table"
+	level   cliLevel       // the socket's level it needs
+	since   haproxyRelease // the first release that has it
+	metrics string         // what its answer gives, for the log
+	// read reads the answer and emits its metrics; processNum is show
+	// info's Process_num. It is not called for a usage text or a refusal.
+	read func(g *serverGather, lr *lineReader, processNum string) error
+}
+
+// optionalCommands are the optional commands, in the order they are
+// asked after show info and show stat.
+var optionalCommands = []*command{
+	{text: "show table", level: levelUser, since: haproxyRelease{1, 5}, metrics: "haproxy_table", read: (*serverGather).readTables},
+}
 
 // unknownCommandPrefix starts HAProxy's answer to a command it does not
 // have.
 var unknownCommandPrefix = []byte("Unknown command")
 
+// refusals start HAProxy's answer to a command above the socket's level:
+// "Permission denied" (most commands), "Can't allocate memory!" (what
+// "show ssl cert" says at level user on 2.2 to 3.4).
+var refusals = [][]byte{[]byte("Permission denied"), []byte("Can't allocate memory!")}
+
 // maxUsageLines bounds the lines of a usage text skipped.
 const maxUsageLines = 1000
 
-// errUnknownCommand is what readTables returns for a usage text.
-var errUnknownCommand = errors.New("HAProxy answered with its usage text (Unknown command)")
-
-// skipUsage reads the rest of a usage text whose first line was read, up
-// to its closing empty line or the end of the input.
-func skipUsage(lr *lineReader) error { return skipToEnd(lr, maxUsageLines, true) }
-
 func isUsage(line []byte) bool { return bytes.HasPrefix(line, unknownCommandPrefix) }
 
-// tablelessSockets remembers the sockets whose HAProxy does not have "show
-// table": socket name -> the pid of the process that said so.
-type tablelessSockets struct {
-	mu      sync.Mutex
-	sockets map[string]int64
-}
-
-// commandsFor returns the line to send to the socket named name, and
-// whether it leaves "show table" out.
-func (h *HAProxy) commandsFor(name string) (string, bool) {
-	h.tableless.mu.Lock()
-	_, skip := h.tableless.sockets[name]
-	h.tableless.mu.Unlock()
-	if skip {
-		return strings.TrimSuffix(h.commands, ";show table\n") + "\n", true
+func isRefusal(line []byte) bool {
+	for _, r := range refusals {
+		if bytes.HasPrefix(line, r) {
+			return true
+		}
 	}
-	return h.commands, false
+	return false
 }
 
-// tablesUnknown records that the process pid behind the socket named
-// name answered "show table" with its usage text.
-func (h *HAProxy) tablesUnknown(name string, pid int64) {
-	h.tableless.mu.Lock()
-	h.tableless.sockets[name] = pid
-	h.tableless.mu.Unlock()
-	h.Log.Debugf("%s: HAProxy (pid %d) does not have show table (it answered with its usage text): no haproxy_table metrics, and show table is not sent to it again", name, pid)
+// skipReason is why a command is not asked of a socket.
+type skipReason int
+
+const (
+	lacks   skipReason = iota + 1 // the HAProxy does not have it
+	refuses                       // the socket's level is too low
+)
+
+// skippedCommands remembers, per socket, the optional commands not to
+// ask it and the pid of the process that lacked or refused them.
+type skippedCommands struct {
+	mu      sync.Mutex
+	sockets map[string]*socketSkips // by socket name
+}
+
+type socketSkips struct {
+	pid  int64
+	skip map[*command]skipReason
+}
+
+func newSkippedCommands() *skippedCommands {
+	return &skippedCommands{sockets: make(map[string]*socketSkips)}
+}
+
+// commandsFor returns the line to send to the socket named name and the
+// optional commands it asks, in their order.
+func (h *HAProxy) commandsFor(name string) (string, []*command) {
+	h.skipped.mu.Lock()
+	s := h.skipped.sockets[name]
+	asked := make([]*command, 0, len(optionalCommands))
+	for _, c := range optionalCommands {
+		if s == nil || s.skip[c] == 0 {
+			asked = append(asked, c)
+		}
+	}
+	h.skipped.mu.Unlock()
+	var b strings.Builder
+	b.WriteString(h.commands)
+	for _, c := range asked {
+		b.WriteString(";")
+		b.WriteString(c.text)
+	}
+	b.WriteString("\n")
+	return b.String(), asked
+}
+
+// skip records that the process pid behind the socket named name lacks
+// or refuses c, and says so once: at debug level for a release without
+// it, as information for a level too low (the user can raise it).
+func (h *HAProxy) skip(name string, pid int64, version string, c *command, why skipReason) {
+	h.skipped.mu.Lock()
+	s := h.skipped.sockets[name]
+	if s == nil || s.pid != pid {
+		s = &socketSkips{pid: pid, skip: make(map[*command]skipReason)}
+		h.skipped.sockets[name] = s
+	}
+	s.skip[c] = why
+	h.skipped.mu.Unlock()
+	if why == refuses {
+		h.Log.Infof("%s: %s needs a stats socket at level %s or above: this one refused it, so no %s metrics (not asked again)",
+			name, c.text, c.level, c.metrics)
+		return
+	}
+	release := ""
+	if version != "" {
+		release = " " + version
+	}
+	h.Log.Debugf("%s: HAProxy%s (pid %d) does not have %s (it answered with its usage text; %s and later have it): no %s metrics, and %s is not sent to it again",
+		name, release, pid, c.text, c.since, c.metrics, c.text)
 }
 
 // processSeen tells that the process pid answered on the socket named
-// name: if it is not the one that lacked "show table" (HAProxy was
-// restarted, perhaps upgraded), the next gather asks it again.
+// name: if it is not the one that lacked or refused commands (HAProxy was
+// restarted, perhaps upgraded or given another level), the next gather
+// asks them again.
 func (h *HAProxy) processSeen(name string, pid int64) {
-	h.tableless.mu.Lock()
-	was, ok := h.tableless.sockets[name]
-	if ok && pid != 0 && pid != was {
-		delete(h.tableless.sockets, name)
+	if pid == 0 {
+		return
 	}
-	h.tableless.mu.Unlock()
-	if ok && pid != 0 && pid != was {
-		h.Log.Debugf("%s: HAProxy restarted (pid %d, was %d): show table is asked again", name, pid, was)
+	h.skipped.mu.Lock()
+	s := h.skipped.sockets[name]
+	restarted := s != nil && s.pid != pid
+	if restarted {
+		delete(h.skipped.sockets, name)
 	}
+	h.skipped.mu.Unlock()
+	if restarted {
+		var texts []string
+		for _, c := range optionalCommands {
+			if s.skip[c] != 0 {
+				texts = append(texts, c.text)
+			}
+		}
+		h.Log.Debugf("%s: HAProxy restarted (pid %d, was %d): %s asked again", name, pid, s.pid, strings.Join(texts, ", "))
+	}
+}
+
+// readOptional reads the answer of the optional command c: a usage text
+// or a refusal is skipped and recorded (c is not asked again); any other
+// answer is c's reader's.
+func (g *serverGather) readOptional(c *command, lr *lineReader, processNum string) error {
+	line, complete, err := lr.next()
+	if err == nil && complete {
+		var why skipReason
+		switch {
+		case isUsage(line):
+			why = lacks
+		case isRefusal(line):
+			why = refuses
+		}
+		if why != 0 {
+			first := string(clip(line, 60)) // line is the reader's until the next read
+			if err := skipToEnd(lr, maxUsageLines, true); err != nil {
+				return fmt.Errorf("%s: HAProxy's answer %q: %w", c.text, first, err)
+			}
+			g.h.skip(g.ep.name, g.pid, g.version, c, why)
+			return nil
+		}
+	}
+	lr.unread()
+	if err := c.read(g, lr, processNum); err != nil {
+		return fmt.Errorf("%s: %w", c.text, err)
+	}
+	return nil
 }

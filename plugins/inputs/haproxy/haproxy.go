@@ -72,8 +72,8 @@ type HAProxy struct {
 	// of sockets reported as the same process (collision.go), a master
 	// whose old workers give no rows.
 	said *onceSet
-	// tableless holds the sockets whose HAProxy lacks "show table".
-	tableless *tablelessSockets
+	// skipped holds the optional commands each socket lacks or refuses.
+	skipped *skippedCommands
 	// arenas is how released rows' storage is handled (tests only).
 	arenas arenaOptions
 }
@@ -136,7 +136,7 @@ func (h *HAProxy) Init() error {
 	h.client = newHTTPClient(tlsCfg)
 	h.commands = buildCommands(h.typeMask, h.Proxies)
 	h.said = &onceSet{keys: make(map[string]bool)}
-	h.tableless = &tablelessSockets{sockets: make(map[string]int64)}
+	h.skipped = newSkippedCommands()
 	return nil
 }
 
@@ -197,10 +197,10 @@ func (h *HAProxy) countsServers(page bool) bool {
 	return page || h.typeMask&rowTypeBits["server"] != 0
 }
 
-// buildCommands is the one line written to a socket: "show info", then
-// one "show stat" (one per proxy when proxies are named, so that HAProxy
-// only dumps those), then "show table" (without a table name: the tables'
-// sizes, never their entries). Only "show" commands are ever sent.
+// buildCommands is the start of the one line written to a socket: "show
+// info", then one "show stat" (one per proxy when proxies are named, so
+// that HAProxy only dumps those). The optional commands follow it (see
+// commandsFor). Only "show" commands are ever sent.
 func buildCommands(typeMask uint8, proxies []string) string {
 	mask := "-1"
 	if typeMask != 0 {
@@ -218,7 +218,6 @@ func buildCommands(typeMask uint8, proxies []string) string {
 	default:
 		b.WriteString(";show stat")
 	}
-	b.WriteString(";show table\n")
 	return b.String()
 }
 
@@ -278,7 +277,7 @@ func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator, src *seriesSo
 	} else {
 		var n int64
 		var commands string
-		commands, g.noTables = h.commandsFor(ep.name)
+		commands, g.asked = h.commandsFor(ep.name)
 		n, err = querySocket(ctx, ep, commands, g.readSocket)
 		// The connection's deadline may fire a moment before the context's.
 		if err != nil && (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
@@ -306,8 +305,8 @@ type serverGather struct {
 	version     string
 	// rows counts the rows of show stat emitted.
 	rows int
-	// noTables tells that "show table" was not asked.
-	noTables bool
+	// asked are the optional commands asked after show stat.
+	asked []*command
 }
 
 // readSocket reads "show info", each "show stat" answer, then "show
@@ -336,14 +335,10 @@ func (g *serverGather) readSocket(lr *lineReader) error {
 			return errors.Join(errs...) // out of step: the rest cannot be read
 		}
 	}
-	if g.noTables {
-		return errors.Join(errs...)
-	}
-	switch err := g.readTables(lr, info.ProcessNum); {
-	case errors.Is(err, errUnknownCommand):
-		g.h.tablesUnknown(g.ep.name, g.pid)
-	case err != nil:
-		errs = append(errs, fmt.Errorf("show table: %w", err))
+	for _, c := range g.asked {
+		if err := g.readOptional(c, lr, info.ProcessNum); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

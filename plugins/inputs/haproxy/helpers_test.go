@@ -36,7 +36,8 @@ func newPlugin(t testing.TB, h *HAProxy) *HAProxy {
 func readAnswer(t testing.TB, h *HAProxy, data []byte, page bool) ([]telegraf.Metric, error) {
 	t.Helper()
 	acc := &shim.Accumulator{}
-	g := &serverGather{h: h, ep: endpoint{kind: kindUnix, tag: testSocketTag, name: testSocketTag}, acc: acc, ts: time.Unix(1700000000, 0)}
+	g := &serverGather{h: h, ep: endpoint{kind: kindUnix, tag: testSocketTag, name: testSocketTag}, acc: acc, ts: time.Unix(1700000000, 0),
+		asked: optionalCommands}
 	lr := newLineReader(bytes.NewReader(data))
 	var err error
 	switch {

@@ -468,7 +468,7 @@ func (h *HAProxy) gatherWorker(ep endpoint, w procEntry, worker string, acc tele
 	}
 	g := &serverGather{h: h, ep: ep, acc: a, ts: time.Now()}
 	var commands string
-	commands, g.noTables = h.commandsFor(ep.name)
+	commands, g.asked = h.commandsFor(ep.name)
 	_, err := h.queryMaster(ep, "@!"+strconv.Itoa(w.pid)+";"+commands, g.readSocket)
 	if err == nil {
 		if worker != "" && g.rows == 0 && h.once("no rows of old workers: "+master) {

@@ -156,8 +156,8 @@ func TestReleaseUsageText(t *testing.T) {
 				t.Errorf("commands %q, want %q", cmds, want)
 			}
 			for _, say := range []string{
-				"D! [inputs.haproxy] " + fake.Path + ": HAProxy (pid 8058) does not have show table (it answered with its usage text): no haproxy_table metrics, and show table is not sent to it again",
-				"D! [inputs.haproxy] " + fake.Path + ": HAProxy restarted (pid 9001, was 8058): show table is asked again",
+				"D! [inputs.haproxy] " + fake.Path + ": HAProxy 2.6.12-1+deb12u4 (pid 8058) does not have show table (it answered with its usage text; 1.5 and later have it): no haproxy_table metrics, and show table is not sent to it again",
+				"D! [inputs.haproxy] " + fake.Path + ": HAProxy restarted (pid 9001, was 8058): show table asked again",
 			} {
 				if strings.Count(logs.String(), say) != 1 {
 					t.Errorf("the log does not say once %q:\n%s", say, logs.String())

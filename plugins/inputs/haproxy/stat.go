@@ -22,6 +22,18 @@ const MaxLineBytes = 64 << 10
 type lineReader struct {
 	br    *bufio.Reader
 	lines int // lines returned so far
+
+	// last is what next returned last, and again makes next return it
+	// once more (see unread).
+	last  lineRead
+	again bool
+}
+
+// lineRead is one result of next.
+type lineRead struct {
+	line     []byte
+	complete bool
+	err      error
 }
 
 func newLineReader(r io.Reader) *lineReader {
@@ -35,6 +47,29 @@ var errLineTooLong = fmt.Errorf("line longer than %d bytes (not a HAProxy answer
 // when the input ended before the newline: line then holds what came. At
 // the end of input with nothing pending it returns io.EOF.
 func (lr *lineReader) next() (line []byte, complete bool, err error) {
+	if lr.again {
+		lr.again = false
+		if lr.last.line != nil {
+			lr.lines++
+		}
+		return lr.last.line, lr.last.complete, lr.last.err
+	}
+	line, complete, err = lr.read()
+	lr.last = lineRead{line, complete, err}
+	return line, complete, err
+}
+
+// unread makes the next call to next return what the last one returned,
+// so that a caller that looked at the first line of an answer can hand
+// the answer on whole. The line stays valid: nothing is read meanwhile.
+func (lr *lineReader) unread() {
+	lr.again = true
+	if lr.last.line != nil {
+		lr.lines--
+	}
+}
+
+func (lr *lineReader) read() (line []byte, complete bool, err error) {
 	b, err := lr.br.ReadSlice('\n')
 	switch {
 	case err == nil:

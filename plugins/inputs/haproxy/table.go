@@ -84,8 +84,7 @@ func parseTableHead(line []byte) (tableHead, error) {
 // readTables reads the answer of "show table" and emits one haproxy_table
 // metric per table. A line it cannot read is reported and left out; the
 // lines after it are still read. An answer that stops before its empty
-// line is a *TruncatedError; the tables before it are emitted. HAProxy's
-// usage text, for an HAProxy without "show table", is errUnknownCommand.
+// line is a *TruncatedError; the tables before it are emitted.
 func (g *serverGather) readTables(lr *lineReader, processNum string) error {
 	bad := badRows{noun: "bad lines"}
 	for n := 1; ; n++ {
@@ -108,12 +107,6 @@ func (g *serverGather) readTables(lr *lineReader, processNum string) error {
 		}
 		if len(line) == 0 {
 			return bad.err()
-		}
-		if n == 1 && isUsage(line) {
-			if err := skipUsage(lr); err != nil {
-				return fmt.Errorf("HAProxy's usage text (Unknown command): %w", err)
-			}
-			return errUnknownCommand
 		}
 		th, err := parseTableHead(line)
 		if err != nil {

@@ -142,8 +142,9 @@ func TestRecordedTables(t *testing.T) {
 	})
 }
 
-// TestTableAnswers reads "show table" answers alone: every good line is
-// emitted, every bad one reported with its number and text.
+// TestTableAnswers reads "show table" answers alone, as the optional
+// command they answer: every good line is emitted, every bad one reported
+// with its number and text; a usage text or a refusal is no error.
 func TestTableAnswers(t *testing.T) {
 	good := "# table: a, type: ip, size:10, used:1\n# table: b, type: string, size:20, used:0\n"
 	tests := []struct {
@@ -157,12 +158,11 @@ func TestTableAnswers(t *testing.T) {
 		{"a bad line between", "# table: a, type: ip, size:10, used:1\n# table: x, type: ip\n# table: b, type: string, size:20, used:0\n\n", 2,
 			`line 2 left out: no size: "# table: x, type: ip"`},
 		{"two bad lines", "garbage\n" + good + "more garbage\n\n", 2, `line 1 left out: not a "# table: " line: "garbage" (and 1 more bad lines)`},
-		{"an old HAProxy's usage text", "Unknown command. Please enter one of the following commands only :\n  help : this message\n\n", 0,
-			errUnknownCommand.Error()},
-		{"a usage text, the last answer", "Unknown command: 'show', but maybe one of the following ones is a better match:\n  help\n", 0,
-			errUnknownCommand.Error()},
+		{"an old HAProxy's usage text", "Unknown command. Please enter one of the following commands only :\n  help : this message\n\n", 0, ""},
+		{"a usage text, the last answer", "Unknown command: 'show', but maybe one of the following ones is a better match:\n  help\n", 0, ""},
 		{"a usage text cut short", "Unknown command. Please enter one of the following commands only :\n  help : th", 0,
-			"usage text (Unknown command): unexpected EOF"},
+			`show table: HAProxy's answer "Unknown command. Please enter one of the following commands ": unexpected EOF`},
+		{"a refusal", "Permission denied\n\n", 0, ""},
 		{"no empty line", good, 2, "truncated: no closing empty line after line 2"},
 		{"empty", "", 0, "truncated: empty answer"},
 		{"cut in a line", good + "# table: c, ty", 2, "truncated: input ended inside line 3"},
@@ -173,7 +173,7 @@ func TestTableAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			acc := &shim.Accumulator{}
 			g := &serverGather{h: h, ep: endpoint{kind: kindUnix, tag: testSocketTag, name: testSocketTag}, acc: acc, ts: time.Unix(1700000000, 0)}
-			err := g.readTables(newLineReader(strings.NewReader(tt.answer)), "1")
+			err := g.readOptional(optionalCommands[0], newLineReader(strings.NewReader(tt.answer)), "1")
 			ms, _ := acc.Drain()
 			if n := count(ms, "haproxy_table"); n != tt.tables {
 				t.Errorf("%d tables emitted, want %d", n, tt.tables)
