@@ -9,7 +9,7 @@
 // against it on the same machine and moment.
 //
 // -haproxy picks the HAProxy measured: a release the test bed runs
-// (2.2, 2.6, 3.0, 3.2, fetched once from Debian's suites) or a binary's
+// (2.2, 2.6, 3.0, 3.2, 3.4, fetched once from Debian's suites) or a binary's
 // path; the system's by default. -fieldexclude adds a -once case whose
 // input leaves those fields out, to measure what they cost.
 package main
@@ -35,7 +35,7 @@ func main() {
 	skipTelegraf := flag.Bool("skip-telegraf", false, "leave Telegraf out (it is built on first use, 2-3 minutes cold)")
 	checks := flag.String("checks", "auto", "HAProxy health checks on the generated servers: on, off, or auto (on where HAProxy's descriptors allow: it keeps one per checked server, and the hard limit of open files here may be lower)")
 	baseline := flag.String("baseline", "", "another hap-monitor `binary` (an earlier build) whose -once, original's command line and execd input run beside this one's, interleaved")
-	haproxy := flag.String("haproxy", "", "the HAProxy to measure: a `release` (2.2, 2.6, 3.0, 3.2, fetched from Debian's suites on first use) or an haproxy binary's path; the system's when empty")
+	haproxy := flag.String("haproxy", "", "the HAProxy to measure: a `release` (2.2, 2.6, 3.0, 3.2, 3.4, fetched from Debian's suites on first use) or an haproxy binary's path; the system's when empty")
 	fieldExclude := flag.String("fieldexclude", "", "also run -once with the input's fieldexclude set to these comma-separated `globs` (\"quic_*,h3*\")")
 	flag.Parse()
 
