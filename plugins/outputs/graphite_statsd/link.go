@@ -75,6 +75,11 @@ func (o *GraphiteStatsd) dial(ctx context.Context, t *target) (*link, error) {
 		tc := cryptotls.Client(w, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close() // the handshake error says it
+			if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				// Whether the deadline or the context ended it is a race:
+				// say the timeout either way.
+				return nil, fmt.Errorf("TLS handshake with %s: no answer within timeout %s (%w)", t.addr, o.Timeout, err)
+			}
 			return nil, fmt.Errorf("TLS handshake with %s: %w", t.addr, err)
 		}
 		l.conn = tc

@@ -1,6 +1,7 @@
 package graphite_statsd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -90,7 +91,7 @@ func hint(addr string, err error) string {
 		return fmt.Sprintf("is carbon or statsd listening on %s?", addr)
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return "no route to it: check the address and the network"
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return "it took nothing within timeout: is it reachable, or overloaded?"
 	}
 	return ""

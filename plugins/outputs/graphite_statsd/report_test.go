@@ -1,6 +1,7 @@
 package graphite_statsd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -54,6 +55,7 @@ func TestHints(t *testing.T) {
 		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, "is carbon or statsd listening on g:2003?"},
 		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, "no route to it: check the address and the network"},
 		{fmt.Errorf("write: %w", os.ErrDeadlineExceeded), "it took nothing within timeout: is it reachable, or overloaded?"},
+		{fmt.Errorf("TLS handshake with x: no answer within timeout 5s (%w)", context.DeadlineExceeded), "it took nothing within timeout: is it reachable, or overloaded?"},
 		{errors.New("tls: bad certificate"), ""},
 	} {
 		if got := hint("g:2003", tt.err); got != tt.want {
