@@ -140,6 +140,9 @@ func (l *legacy) configText() (string, error) {
 			"servers":          l.sockets,
 			"keep_field_names": true,
 			"include_fields":   originalFields,
+			// The original read show info and show stat only: none of
+			// the optional commands (stick tables, certificates).
+			"optional_measurements": []string{},
 		}}},
 		"outputs": map[string]any{"graphite_statsd": []map[string]any{{
 			"servers":   []string{addr},

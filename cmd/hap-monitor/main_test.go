@@ -128,6 +128,10 @@ func TestOriginalCommandLine(t *testing.T) {
 			if !reflect.DeepEqual(in.Servers, tt.sockets) || !in.KeepFieldNames || !reflect.DeepEqual(in.IncludeFields, originalFields) {
 				t.Errorf("input: servers %q keep_field_names %v include_fields %q", in.Servers, in.KeepFieldNames, in.IncludeFields)
 			}
+			// The original asked show info and show stat, nothing else.
+			if in.OptionalMeasurements == nil || len(in.OptionalMeasurements) != 0 {
+				t.Errorf("input: optional_measurements %#v, want none", in.OptionalMeasurements)
+			}
 			out := cfg.Outputs[0].Output.(*graphite_statsd.GraphiteStatsd)
 			if !reflect.DeepEqual(out.Servers, tt.servers) || out.Format != tt.format || out.Transport != tt.transport || out.Prefix != tt.prefix {
 				t.Errorf("output: servers %q format %q transport %q prefix %q", out.Servers, out.Format, out.Transport, out.Prefix)

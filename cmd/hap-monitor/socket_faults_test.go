@@ -254,7 +254,7 @@ func TestUnknownCommandThroughTheBinary(t *testing.T) {
 		}
 		io.WriteString(c, answer[:len(answer)-1]) //nolint:errcheck // a fake
 	})
-	conf := writeFile(t, t.TempDir(), "in.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", fake.Path))
+	conf := writeFile(t, t.TempDir(), "in.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n  optional_measurements = [\"haproxy_table\"]\n", fake.Path))
 	stdout, stderr, code := runBinary(t, bin, "", "-config", conf, "-once")
 	if code != 0 || strings.Contains(stderr, "E! ") || strings.Count(stdout, "haproxy,") != 12 || !strings.Contains(stdout, "haproxy_info,") {
 		t.Errorf("-once: exit %d, %d haproxy lines, want 0 and the 12 rows; stderr:\n%s", code, strings.Count(stdout, "haproxy,"), stderr)
@@ -293,7 +293,7 @@ func TestUnknownCommandThroughTheBinary(t *testing.T) {
 	go io.Copy(io.Discard, out) //nolint:errcheck // the rest
 	err = cmd.Wait()
 	stderr = errBuf.String()
-	say := "D! [inputs.haproxy] " + fake.Path + ": HAProxy (pid 8058) does not have show table (it answered with its usage text)"
+	say := "D! [inputs.haproxy] " + fake.Path + ": HAProxy 2.6.12-1+deb12u4 (pid 8058) does not have show table (it answered with its usage text; 1.5 and later have it)"
 	if err != nil || infos != 3 || strings.Count(stderr, say) != 1 || strings.Contains(stderr, "E! ") {
 		t.Errorf("three gathers: %v, %d haproxy_info lines, want exit 0, 3 and the debug line once; stderr:\n%s", err, infos, stderr)
 	}

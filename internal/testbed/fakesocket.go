@@ -149,7 +149,9 @@ func (f *FakeSocket) Close() error {
 // recorded, "show table", split by their empty lines: each command of the
 // line in order, "show info" with the first part and its empty line,
 // "show table" with the third (an empty line, HAProxy's answer when there
-// is no stick table, if none was recorded), any other with the second.
+// is no stick table, if none was recorded), "show stat" (whatever its
+// arguments) with the second, and any other with a usage text, as an
+// HAProxy without that command answers.
 func AnswerCommands(answer string) func(c net.Conn, command string) {
 	info, stat, _ := strings.Cut(answer, "\n\n")
 	tables := "\n"
@@ -159,12 +161,14 @@ func AnswerCommands(answer string) func(c net.Conn, command string) {
 	return func(c net.Conn, command string) {
 		c.SetDeadline(time.Now().Add(10 * time.Second)) // a fake
 		for _, cmd := range strings.Split(strings.TrimSpace(command), ";") {
-			part := stat
-			switch cmd {
-			case "show info":
+			part := unknownCommand
+			switch {
+			case cmd == "show info":
 				part = info + "\n\n"
-			case "show table":
+			case cmd == "show table":
 				part = tables
+			case strings.HasPrefix(cmd, "show stat"):
+				part = stat
 			}
 			if _, err := c.Write([]byte(part)); err != nil {
 				return
@@ -172,3 +176,7 @@ func AnswerCommands(answer string) func(c net.Conn, command string) {
 		}
 	}
 }
+
+// unknownCommand is HAProxy 2.6's usage text for a command it does not
+// have, short.
+const unknownCommand = "Unknown command: 'show', but maybe one of the following ones is a better match:\n  help [<command>]                        : list matching or all commands\n\n"

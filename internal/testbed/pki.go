@@ -32,6 +32,10 @@ type PKI struct {
 	// ClientCert and ClientKey are the client's certificate and key (PEM):
 	// a client's tls_cert and tls_key.
 	ClientCert, ClientKey string
+
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
+	next  int64 // the next serial number
 }
 
 // MakePKI makes a CA and its two certificates, writing the PEM files to
@@ -58,7 +62,7 @@ func MakePKI(dir string) (*PKI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki: CA certificate: %w", err)
 	}
-	p := &PKI{Pool: x509.NewCertPool()}
+	p := &PKI{Pool: x509.NewCertPool(), ca: ca, caKey: caKey, next: 4}
 	p.Pool.AddCert(ca)
 	if p.CAFile, err = writePEM(dir, "ca.pem", "CERTIFICATE", caDER); err != nil {
 		return nil, err
@@ -134,4 +138,58 @@ func writePEM(dir, name, kind string, der []byte) (string, error) {
 		return "", fmt.Errorf("pki: %w", err)
 	}
 	return path, nil
+}
+
+// CertSpec is what a served certificate says: its names and dates.
+type CertSpec struct {
+	CommonName          string
+	DNSNames            []string
+	NotBefore, NotAfter time.Time
+}
+
+// ServedCert makes a certificate as spec says, signed by the CA, and
+// returns it with its key as one PEM file's bytes, as HAProxy's crt and
+// "set ssl cert" take them.
+func (p *PKI) ServedCert(spec CertSpec) (*x509.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.next++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(p.next<<32 | 0x5eed),
+		Subject:      pkix.Name{CommonName: spec.CommonName, Organization: []string{"hap-monitor tests"}},
+		DNSNames:     spec.DNSNames,
+		NotBefore:    spec.NotBefore.UTC().Truncate(time.Second),
+		NotAfter:     spec.NotAfter.UTC().Truncate(time.Second),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: certificate for %s: %w", spec.CommonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: certificate for %s: %w", spec.CommonName, err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: key for %s: %w", spec.CommonName, err)
+	}
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})...)
+	return cert, pemData, nil
+}
+
+// WriteServedCert is ServedCert written to path.
+func (p *PKI) WriteServedCert(path string, spec CertSpec) (*x509.Certificate, error) {
+	cert, data, err := p.ServedCert(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	return cert, nil
 }

@@ -9,7 +9,9 @@ import (
 // graphite_statsd output writes them unless its templates say otherwise:
 // <prefix>.<host>.<process_num>.<proxy>.<server>.<field> for haproxy
 // (whatever the input's keep_field_names) and
-// <prefix>.<host>.<process_num>.<field> for haproxy_info. A tag a metric
+// <prefix>.<host>.<process_num>.<field> for haproxy_info; the stick
+// tables and certificates under <prefix>.<host>.<process_num>.<measurement>
+// by name and file. A tag a metric
 // lacks adds no level: worker, which only old workers gathered through a
 // master CLI carry ("old1", ...), puts their paths beside the current
 // worker's (<process_num>.old1.<proxy>...) and leaves the current
@@ -18,6 +20,7 @@ var DefaultTemplates = []string{
 	"haproxy host.process_num.worker.proxy.pxname.sv.svname.field",
 	"haproxy_info host.process_num.worker.field",
 	"haproxy_table host.process_num.worker.measurement.table.field",
+	"haproxy_cert host.process_num.worker.measurement.file.field",
 	"haproxy_master host.measurement.field",
 }
 

@@ -3,6 +3,7 @@ package haproxy
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -45,19 +46,44 @@ func (r haproxyRelease) String() string { return fmt.Sprintf("%d.%d", r.major, r
 
 // command is one optional command of the line.
 type command struct {
-	text    string         // what is written: "show table"
-	level   cliLevel       // the socket's level it needs
-	since   haproxyRelease // the first release that has it
-	metrics string         // what its answer gives, for the log
-	// read reads the answer and emits its metrics; processNum is show
-	// info's Process_num. It is not called for a usage text or a refusal.
+	text        string         // what is written: "show table"
+	level       cliLevel       // the socket's level it needs
+	since       haproxyRelease // the first release that has it
+	measurement string         // the measurement its answer is for
+	gives       string         // what its answer gives, for the log
+	// read reads the answer and emits its metrics, or keeps what it says
+	// for the metrics of another; processNum is show info's Process_num.
+	// It is not called for a usage text or a refusal.
 	read func(g *serverGather, lr *lineReader, processNum string) error
+	// requires is a command without which this one is of no use: it is
+	// not asked of a socket that lacks or refuses that one.
+	requires *command
 }
+
+// The optional commands, each a row: reader in a file of its own.
+var (
+	showTable = &command{text: "show table", level: levelUser, since: haproxyRelease{1, 5},
+		measurement: "haproxy_table", gives: "haproxy_table metrics", read: (*serverGather).readTables}
+	showSSLCert = &command{text: "show ssl cert", level: levelOperator, since: haproxyRelease{2, 2},
+		measurement: "haproxy_cert", gives: "haproxy_cert metrics", read: (*serverGather).readCertList}
+	showSSLSNI = &command{text: "show ssl sni", level: levelUser, since: haproxyRelease{3, 2},
+		measurement: "haproxy_cert", gives: "frontends tag on haproxy_cert", read: (*serverGather).readSNI, requires: showSSLCert}
+)
 
 // optionalCommands are the optional commands, in the order they are
 // asked after show info and show stat.
-var optionalCommands = []*command{
-	{text: "show table", level: levelUser, since: haproxyRelease{1, 5}, metrics: "haproxy_table", read: (*serverGather).readTables},
+var optionalCommands = []*command{showTable, showSSLCert, showSSLSNI}
+
+// OptionalMeasurements are the measurements of the optional commands,
+// the values of the optional_measurements option.
+func OptionalMeasurements() []string {
+	var out []string
+	for _, c := range optionalCommands {
+		if !slices.Contains(out, c.measurement) {
+			out = append(out, c.measurement)
+		}
+	}
+	return out
 }
 
 // unknownCommandPrefix starts HAProxy's answer to a command it does not
@@ -112,9 +138,10 @@ func newSkippedCommands() *skippedCommands {
 func (h *HAProxy) commandsFor(name string) (string, []*command) {
 	h.skipped.mu.Lock()
 	s := h.skipped.sockets[name]
+	skips := func(c *command) bool { return s != nil && s.skip[c] != 0 || !h.measurements[c.measurement] }
 	asked := make([]*command, 0, len(optionalCommands))
 	for _, c := range optionalCommands {
-		if s == nil || s.skip[c] == 0 {
+		if !skips(c) && (c.requires == nil || !skips(c.requires)) {
 			asked = append(asked, c)
 		}
 	}
@@ -142,16 +169,16 @@ func (h *HAProxy) skip(name string, pid int64, version string, c *command, why s
 	s.skip[c] = why
 	h.skipped.mu.Unlock()
 	if why == refuses {
-		h.Log.Infof("%s: %s needs a stats socket at level %s or above: this one refused it, so no %s metrics (not asked again)",
-			name, c.text, c.level, c.metrics)
+		h.Log.Infof("%s: %s needs a stats socket at level %s or above: this one refused it, so no %s (not asked again)",
+			name, c.text, c.level, c.gives)
 		return
 	}
 	release := ""
 	if version != "" {
 		release = " " + version
 	}
-	h.Log.Debugf("%s: HAProxy%s (pid %d) does not have %s (it answered with its usage text; %s and later have it): no %s metrics, and %s is not sent to it again",
-		name, release, pid, c.text, c.since, c.metrics, c.text)
+	h.Log.Debugf("%s: HAProxy%s (pid %d) does not have %s (it answered with its usage text; %s and later have it): no %s, and %s is not sent to it again",
+		name, release, pid, c.text, c.since, c.gives, c.text)
 }
 
 // processSeen tells that the process pid answered on the socket named

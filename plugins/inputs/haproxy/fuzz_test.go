@@ -2,11 +2,15 @@ package haproxy
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/logger"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 )
 
@@ -57,6 +61,28 @@ func FuzzParseInfo(f *testing.F) {
 		ans, _ := parseInfo(newLineReader(bytes.NewReader(data)))
 		if len(ans.Fields) > maxInfoLines {
 			t.Fatalf("%d info fields, more than the %d lines read", len(ans.Fields), maxInfoLines)
+		}
+	})
+}
+
+// FuzzParseCerts reads any answer as the certificate commands' (see
+// readCertAnswer): the recordings of each release are its seeds.
+func FuzzParseCerts(f *testing.F) {
+	addSeeds(f)
+	h := &HAProxy{Servers: []string{testSocketTag}, Log: logger.New(logger.NewSink(io.Discard, telegraf.Error), "inputs.haproxy")}
+	if err := h.Init(); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		acc := &shim.Accumulator{}
+		g := &serverGather{h: h, ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(0, 0)}
+		lr := newLineReader(bytes.NewReader(data))
+		for _, c := range []*command{showSSLCert, showSSLSNI} {
+			_ = g.readOptional(c, lr, "1") // any error is fine, a panic is not
+		}
+		_ = g.readCertDetails(lr, g.certFiles)
+		if ms, _ := acc.Drain(); len(ms) > len(g.certFiles) {
+			t.Fatalf("%d certificates from %d files listed", len(ms), len(g.certFiles))
 		}
 	})
 }

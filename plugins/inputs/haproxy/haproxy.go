@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +58,9 @@ type HAProxy struct {
 	Proxies        []string        `toml:"proxies"`
 	IncludeFields  []string        `toml:"include_fields"`
 	ExcludeFields  []string        `toml:"exclude_fields"`
+	// OptionalMeasurements are those of the optional commands to read
+	// (see commands.go); nil reads them all.
+	OptionalMeasurements []string `toml:"optional_measurements"`
 	tls.ClientConfig
 
 	Log telegraf.Logger `toml:"-"`
@@ -67,6 +71,8 @@ type HAProxy struct {
 	fields    filter.Filter
 	client    *http.Client
 	commands  string
+	// measurements are the optional measurements read.
+	measurements map[string]bool
 
 	// said holds what is said once for the plugin's lifetime: the pairs
 	// of sockets reported as the same process (collision.go), a master
@@ -129,6 +135,9 @@ func (h *HAProxy) Init() error {
 	if err := h.initFields(); err != nil {
 		return err
 	}
+	if err := h.initMeasurements(); err != nil {
+		return err
+	}
 	tlsCfg, err := h.ClientConfig.TLSConfig()
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
@@ -165,6 +174,24 @@ func (h *HAProxy) initProxies() error {
 			return fmt.Errorf("proxies: %q is not a proxy name", p)
 		}
 		h.proxies[p] = true
+	}
+	return nil
+}
+
+func (h *HAProxy) initMeasurements() error {
+	all := OptionalMeasurements()
+	h.measurements = make(map[string]bool, len(all))
+	if h.OptionalMeasurements == nil {
+		for _, m := range all {
+			h.measurements[m] = true
+		}
+		return nil
+	}
+	for _, m := range h.OptionalMeasurements {
+		if !slices.Contains(all, m) {
+			return fmt.Errorf("optional_measurements: unknown measurement %q (want some of %s)", m, strings.Join(all, ", "))
+		}
+		h.measurements[m] = true
 	}
 	return nil
 }
@@ -275,14 +302,17 @@ func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator, src *seriesSo
 	if ep.kind == kindHTTP {
 		err = queryHTTP(ctx, h.client, ep, h.Username, h.Password, g.readPage)
 	} else {
-		var n int64
+		g.query = func(line string, read func(*lineReader) error) error {
+			n, err := querySocket(ctx, ep, line, read)
+			// The connection's deadline may fire a moment before the context's.
+			if err != nil && (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
+				err = fmt.Errorf("%w (timeout %s, %d bytes read)", err, h.Timeout, n)
+			}
+			return err
+		}
 		var commands string
 		commands, g.asked = h.commandsFor(ep.name)
-		n, err = querySocket(ctx, ep, commands, g.readSocket)
-		// The connection's deadline may fire a moment before the context's.
-		if err != nil && (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
-			err = fmt.Errorf("%w (timeout %s, %d bytes read)", err, h.Timeout, n)
-		}
+		err = g.query(commands, g.readSocket)
 	}
 	if src != nil && g.pid != 0 {
 		src.setProcess(g.pid, g.uptime)
@@ -290,7 +320,32 @@ func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator, src *seriesSo
 	if err != nil {
 		return fmt.Errorf("show stat on %s: %w", ep.name, err)
 	}
+	if err := g.askCertDetails(); err != nil {
+		return fmt.Errorf("show ssl cert on %s: %w", ep.name, err)
+	}
 	return nil
+}
+
+// askCertDetails asks the details of the files show ssl cert listed, as
+// many a line as fit (certDetailLines), one line a connection, and emits
+// their metrics. A line that fails is reported; the next is still asked.
+func (g *serverGather) askCertDetails() error {
+	var errs []error
+	for _, files := range certDetailLines(g.certFiles) {
+		var b strings.Builder
+		for i, f := range files {
+			if i > 0 {
+				b.WriteByte(';')
+			}
+			b.WriteString("show ssl cert ")
+			b.WriteString(f)
+		}
+		b.WriteByte('\n')
+		if err := g.query(b.String(), func(lr *lineReader) error { return g.readCertDetails(lr, files) }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // serverGather is the state of reading one server's answers.
@@ -307,6 +362,15 @@ type serverGather struct {
 	rows int
 	// asked are the optional commands asked after show stat.
 	asked []*command
+	// processNum is show info's Process_num, for metrics made after it.
+	processNum string
+	// query asks the same server another line of commands, within the
+	// gather's timeout: the details of certFiles.
+	query func(line string, read func(*lineReader) error) error
+	// certFiles are the files show ssl cert listed, whose details are
+	// asked after the line; sni the frontends and binds that serve each.
+	certFiles []string
+	sni       map[string][]string
 }
 
 // readSocket reads "show info", each "show stat" answer, then "show
@@ -315,7 +379,7 @@ type serverGather struct {
 func (g *serverGather) readSocket(lr *lineReader) error {
 	info, err := parseInfo(lr)
 	g.pid, g.uptime = info.process()
-	g.version = info.Version
+	g.version, g.processNum = info.Version, info.ProcessNum
 	g.addInfo(info)
 	if err != nil {
 		return fmt.Errorf("show info: %w", err)

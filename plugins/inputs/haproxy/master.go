@@ -467,10 +467,17 @@ func (h *HAProxy) gatherWorker(ep endpoint, w procEntry, worker string, acc tele
 		a = &tagAccumulator{Accumulator: a, key: "worker", value: worker}
 	}
 	g := &serverGather{h: h, ep: ep, acc: a, ts: time.Now()}
+	g.query = func(line string, read func(*lineReader) error) error {
+		_, err := h.queryMaster(ep, "@!"+strconv.Itoa(w.pid)+";"+line, read)
+		return err
+	}
 	var commands string
 	commands, g.asked = h.commandsFor(ep.name)
-	_, err := h.queryMaster(ep, "@!"+strconv.Itoa(w.pid)+";"+commands, g.readSocket)
+	err := g.query(commands, g.readSocket)
 	if err == nil {
+		if err := g.askCertDetails(); err != nil {
+			return fmt.Errorf("show ssl cert on %s: %w", ep.name, err)
+		}
 		if worker != "" && g.rows == 0 && h.once("no rows of old workers: "+master) {
 			h.Log.Infof("%s: HAProxy %s's old workers answer show stat with no rows: only their haproxy_info and haproxy_table are gathered", master, g.version)
 		}

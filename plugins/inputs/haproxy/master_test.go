@@ -249,16 +249,16 @@ func fakeMaster(t *testing.T, procs string, serving []int, known ...int) *testbe
 			fmt.Fprint(c, procs+"# socket lvl processes\nunix@/run/haproxy/admin.sock admin all\nsockpair@4 admin all\n\n")
 			return
 		}
-		pid, _, _ := strings.Cut(strings.TrimPrefix(cmd, "@!"), ";")
+		pid, line, _ := strings.Cut(strings.TrimPrefix(cmd, "@!"), ";")
 		n, _ := strconv.Atoi(pid)
 		own := []byte("\nPid: " + pid + "\n")
 		switch {
 		case !slices.Contains(known, n):
 			fmt.Fprintf(c, "Can't find the target PID matching the prefix '@!%s'\n", pid)
 		case slices.Contains(serving, n):
-			c.Write(bytes.Replace(answer, []byte("\nPid: 8058\n"), own, 1)) //nolint:errcheck // test fake
+			testbed.AnswerCommands(string(bytes.Replace(answer, []byte("\nPid: 8058\n"), own, 1)))(c, line)
 		default:
-			c.Write(bytes.Replace(stopping, []byte("\nPid: 8058\n"), own, 1)) //nolint:errcheck // test fake
+			testbed.AnswerCommands(string(bytes.Replace(stopping, []byte("\nPid: 8058\n"), own, 1)))(c, line)
 		}
 	})
 }
@@ -276,10 +276,10 @@ func TestMasterCommands(t *testing.T) {
 	sort.Strings(cmds)
 	want := []string{
 		"@!8393;show info\n",
-		"@!8393;show info;show stat -1 4 -1;show table\n",
+		"@!8393;show info;show stat -1 4 -1;show table;show ssl cert;show ssl sni\n",
 		"@!8529;show info\n",
-		"@!8529;show info;show stat -1 4 -1;show table\n",
-		"@!8600;show info;show stat -1 4 -1;show table\n",
+		"@!8529;show info;show stat -1 4 -1;show table;show ssl cert;show ssl sni\n",
+		"@!8600;show info;show stat -1 4 -1;show table;show ssl cert;show ssl sni\n",
 		"show proc;@1 show cli sockets\n",
 	}
 	if !slices.Equal(cmds, want) {
@@ -444,7 +444,8 @@ func TestMasterRefusedThenAnswers(t *testing.T) {
 						fmt.Fprint(c, procFresh)
 						return
 					}
-					c.Write(answer) //nolint:errcheck // test fake
+					_, line, _ := strings.Cut(string(buf[:n]), ";") // after @!<pid>
+					testbed.AnswerCommands(string(answer))(c, line)
 				}()
 			}
 		}()

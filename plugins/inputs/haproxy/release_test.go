@@ -88,10 +88,8 @@ func TestReleasedRowsAreNeverUsedAgain(t *testing.T) {
 		t.Skip("1000x10 gathers")
 	}
 	data := readLarge(t)
-	// Every connection gets the recorded answer, whatever its command.
-	sock := testbed.NewFakeSocket(t, func(c net.Conn, _ string) {
-		c.Write(data) //nolint:errcheck // the reader may go
-	}).Path
+	// Every connection gets the recorded answer, command by command.
+	sock := testbed.NewFakeSocket(t, testbed.AnswerCommands(string(data))).Path
 	sinkA, sinkB := newKeepSink(t), newKeepSink(t)
 	input := fmt.Sprintf("[agent]\n  hostname = \"h\"\n[[inputs.haproxy]]\n  servers = [%q]\n", sock)
 	pipeline := input + fmt.Sprintf("[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"p\"\n", sinkA.ln.Addr())

@@ -136,7 +136,8 @@ func TestReleaseUsageText(t *testing.T) {
 				n++
 			})
 			var logs testbed.SyncBuffer
-			h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}, Log: logger.New(logger.NewSink(&logs, telegraf.Debug), "inputs.haproxy")})
+			h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}, OptionalMeasurements: []string{"haproxy_table"},
+				Log: logger.New(logger.NewSink(&logs, telegraf.Debug), "inputs.haproxy")})
 			ms, errs := gather(t, h)
 			if len(errs) > 0 {
 				t.Errorf("a usage text for show table: errors %v", errs)

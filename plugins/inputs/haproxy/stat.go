@@ -419,3 +419,27 @@ func (s *statReader) split(rec []byte) ([][]byte, error) {
 	s.cells, s.unq = cells, unq
 	return cells, nil
 }
+
+// readAnswerLines calls line for each line of an answer up to the empty
+// line that ends it, with the line's number from 1; line's slice is
+// valid until it returns. An answer that stops before its empty line
+// gives a *TruncatedError; one of more than maxLines lines an error.
+func readAnswerLines(lr *lineReader, maxLines int, line func(n int, text []byte)) error {
+	for n := 1; n <= maxLines; n++ {
+		text, complete, err := lr.next()
+		switch {
+		case errors.Is(err, io.EOF) && n == 1:
+			return &TruncatedError{Reason: "empty answer"}
+		case errors.Is(err, io.EOF):
+			return &TruncatedError{Reason: fmt.Sprintf("no closing empty line after line %d", n-1)}
+		case err != nil:
+			return err
+		case !complete:
+			return &TruncatedError{Reason: fmt.Sprintf("input ended inside line %d", n)}
+		case len(text) == 0:
+			return nil
+		}
+		line(n, text)
+	}
+	return fmt.Errorf("no end of answer within %d lines", maxLines)
+}

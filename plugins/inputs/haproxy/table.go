@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/influxdata/telegraf/metric"
 )
@@ -87,35 +86,23 @@ func parseTableHead(line []byte) (tableHead, error) {
 // line is a *TruncatedError; the tables before it are emitted.
 func (g *serverGather) readTables(lr *lineReader, processNum string) error {
 	bad := badRows{noun: "bad lines"}
-	for n := 1; ; n++ {
-		line, complete, err := lr.next()
-		if errors.Is(err, io.EOF) {
-			reason := "empty answer"
-			if n > 1 {
-				reason = fmt.Sprintf("no closing empty line after line %d", n-1)
-			}
-			bad.add(&TruncatedError{Reason: reason})
-			return bad.err()
-		}
-		if err != nil {
-			bad.add(err)
-			return bad.err()
-		}
-		if !complete {
-			bad.add(&TruncatedError{Reason: fmt.Sprintf("input ended inside line %d", n)})
-			return bad.err()
-		}
-		if len(line) == 0 {
-			return bad.err()
-		}
+	err := readAnswerLines(lr, maxTableLines, func(n int, line []byte) {
 		th, err := parseTableHead(line)
 		if err != nil {
 			bad.add(fmt.Errorf("line %d left out: %w: %q", n, err, clip(line, 200)))
-			continue
+			return
 		}
 		g.addTable(th, processNum)
+	})
+	if err != nil {
+		bad.add(err)
 	}
+	return bad.err()
 }
+
+// maxTableLines bounds the lines of one "show table" answer: a stick
+// table a line.
+const maxTableLines = 100000
 
 // addTable emits the haproxy_table metric of one table, unless proxies
 // are named and it is none of theirs.
