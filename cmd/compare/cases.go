@@ -69,6 +69,8 @@ const (
 	caseExecd        = "hap-monitor execd input, per gather"
 	caseOnce         = "hap-monitor -once, every field"
 	caseExclude      = "hap-monitor -once, fieldexclude"
+	caseNoCertsOnce  = "hap-monitor -once, no certificates"
+	caseNoCertsExecd = "hap-monitor execd input, no certificates, per gather"
 	caseOriginal     = "hap-monitor, original's command line"
 	caseBaseOnce     = "baseline -once, every field"
 	caseBaseOriginal = "baseline, original's command line"
@@ -79,8 +81,17 @@ const (
 
 func measureSize(ctx context.Context, bins binaries, sz size, opts options, checks bool) (*sizeResult, error) {
 	runs, execdGathers := opts.runs, opts.execdGathers
+	dir, err := os.MkdirTemp("", "hm-compare")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	extra, err := certFrontend(dir, opts.certs)
+	if err != nil {
+		return nil, err
+	}
 	h, err := testbed.StartHAProxy(ctx, testbed.HAProxyOptions{Backends: sz.Backends, ServersPerBackend: sz.Servers, Checks: checks,
-		Binary: bins.HAProxy})
+		Binary: bins.HAProxy, Extra: extra})
 	if err != nil {
 		return nil, err
 	}
@@ -90,13 +101,8 @@ func measureSize(ctx context.Context, bins binaries, sz size, opts options, chec
 		return nil, err
 	}
 	defer sink.Close()
-	dir, err := os.MkdirTemp("", "hm-compare")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
 
-	cases, err := makeCases(ctx, dir, bins, h, sink, execdGathers, opts.fieldExclude)
+	cases, err := makeCases(ctx, dir, bins, h, sink, execdGathers, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +134,35 @@ func measureSize(ctx context.Context, bins binaries, sz size, opts options, chec
 	return res, nil
 }
 
-func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProxy, sink *lineSink, execdGathers int, exclude []string) ([]benchCase, error) {
+// certFrontend writes n certificates into dir/certs and returns the
+// configuration of a TLS frontend serving them all ("crt <dir>" loads
+// every file there); "" for none.
+func certFrontend(dir string, n int) (string, error) {
+	if n == 0 {
+		return "", nil
+	}
+	pki, err := testbed.MakePKI(dir)
+	if err != nil {
+		return "", err
+	}
+	certs := filepath.Join(dir, "certs")
+	if err := os.Mkdir(certs, 0o700); err != nil {
+		return "", err
+	}
+	now := time.Now()
+	for i := range n {
+		name := fmt.Sprintf("site-%04d.example.org", i)
+		spec := testbed.CertSpec{CommonName: name, DNSNames: []string{name, "www." + name},
+			NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(time.Duration(30+i%60) * 24 * time.Hour)}
+		if _, err := pki.WriteServedCert(filepath.Join(certs, name+".pem"), spec); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("frontend fe_certs\n\tbind unix@%s ssl crt %s\n", filepath.Join(dir, "tls.sock"), certs), nil
+}
+
+func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProxy, sink *lineSink, execdGathers int, opts options) ([]benchCase, error) {
+	exclude := opts.fieldExclude
 	var quoted []string
 	for _, g := range exclude {
 		quoted = append(quoted, strconv.Quote(strings.TrimSpace(g)))
@@ -136,7 +170,10 @@ func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProx
 	files := map[string]string{
 		"exclude.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n  fieldexclude = [%s]\n\n"+
 			"[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"bench\"\n", h.AdminSocket, strings.Join(quoted, ", "), sink.Addr()),
-		"input.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", h.AdminSocket),
+		"input.toml":         fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", h.AdminSocket),
+		"input-nocerts.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n  optional_measurements = [\"haproxy_table\"]\n", h.AdminSocket),
+		"pipeline-nocerts.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n  optional_measurements = [\"haproxy_table\"]\n\n"+
+			"[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"bench\"\n", h.AdminSocket, sink.Addr()),
 		"pipeline.toml": fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n\n"+
 			"[[outputs.graphite_statsd]]\n  servers = [%q]\n  prefix = \"bench\"\n", h.AdminSocket, sink.Addr()),
 		"telegraf-test.conf": fmt.Sprintf("[agent]\n  omit_hostname = false\n\n[[inputs.haproxy]]\n  servers = [%q]\n", h.AdminSocket),
@@ -181,11 +218,12 @@ func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProx
 		}
 		perGather = warm.Lines
 	}
-	execd := func(bin string) func(context.Context) sample {
+	execdWith := func(bin, conf string, perGather int64) func(context.Context) sample {
 		return func(ctx context.Context) sample {
-			return runExecdInput(ctx, bin, path("input.toml"), execdGathers, perGather)
+			return runExecdInput(ctx, bin, path(conf), execdGathers, perGather)
 		}
 	}
+	execd := func(bin string) func(context.Context) sample { return execdWith(bin, "input.toml", perGather) }
 	cases := []benchCase{
 		{Name: caseFloor, Kind: "floor", Run: func(ctx context.Context) sample {
 			return readToEOF(ctx, "unix", h.AdminSocket)
@@ -203,6 +241,16 @@ func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProx
 	)
 	if len(exclude) > 0 {
 		cases = append(cases, benchCase{Name: caseExclude, Kind: "exclude", Run: onceWith(bins.HapMonitor, "exclude.toml")})
+	}
+	if opts.certs > 0 {
+		cases = append(cases, benchCase{Name: caseNoCertsOnce, Kind: "nocerts", Run: onceWith(bins.HapMonitor, "pipeline-nocerts.toml")})
+		if execdGathers > 0 {
+			warm := runCommand(ctx, true, bins.HapMonitor, "-config", path("input-nocerts.toml"), "-test")
+			if warm.Err != nil {
+				return nil, warm.Err
+			}
+			cases = append(cases, benchCase{Name: caseNoCertsExecd, Kind: "nocerts", Run: execdWith(bins.HapMonitor, "input-nocerts.toml", warm.Lines)})
+		}
 	}
 	if bins.Baseline != "" {
 		cases = append(cases, benchCase{Name: caseBaseOnce, Kind: "baseline", Run: once(bins.Baseline)},
@@ -443,6 +491,16 @@ func (r *sizeResult) printTargets(w io.Writer) {
 			fmt.Fprintf(w, "- %s against the baseline build: wall %s vs %s (%.2fx), CPU %s vs %s (%.2fx), peak RSS %.1f vs %.1f MB\n",
 				p[0], dur(v), dur(b), v/b, dur(vc), dur(bc), vc/bc, vr/1e6, br/1e6)
 		}
+	}
+	if r.has(caseOnce) && r.has(caseNoCertsOnce) {
+		v, vn := r.median(caseOnce, wallOf), r.median(caseNoCertsOnce, wallOf)
+		fmt.Fprintf(w, "- -once reading the certificates within 1.3x one without: wall %s vs %s (%.2fx), %s\n",
+			dur(v), dur(vn), v/vn, verdict(v/vn <= 1.3))
+	}
+	if r.has(caseExecd) && r.has(caseNoCertsExecd) {
+		c, cn := r.median(caseExecd, cpuOf), r.median(caseNoCertsExecd, cpuOf)
+		fmt.Fprintf(w, "- execd input CPU per gather reading the certificates within 1.15x without: %s vs %s (%.2fx), %s\n",
+			dur(c), dur(cn), c/cn, verdict(c/cn <= 1.15))
 	}
 	if r.has(caseOnce) && r.has(caseExclude) {
 		l, le := r.median(caseOnce, linesOf), r.median(caseExclude, linesOf)

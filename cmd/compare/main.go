@@ -11,7 +11,9 @@
 // -haproxy picks the HAProxy measured: a release the test bed runs
 // (2.2, 2.6, 3.0, 3.2, 3.4, fetched once from Debian's suites) or a binary's
 // path; the system's by default. -fieldexclude adds a -once case whose
-// input leaves those fields out, to measure what they cost.
+// input leaves those fields out, to measure what they cost. -certs N
+// serves N certificates and adds -once and execd input cases that do not
+// read them.
 package main
 
 import (
@@ -37,12 +39,13 @@ func main() {
 	baseline := flag.String("baseline", "", "another hap-monitor `binary` (an earlier build) whose -once, original's command line and execd input run beside this one's, interleaved")
 	haproxy := flag.String("haproxy", "", "the HAProxy to measure: a `release` (2.2, 2.6, 3.0, 3.2, 3.4, fetched from Debian's suites on first use) or an haproxy binary's path; the system's when empty")
 	fieldExclude := flag.String("fieldexclude", "", "also run -once with the input's fieldexclude set to these comma-separated `globs` (\"quic_*,h3*\")")
+	certs := flag.Int("certs", 0, "serve this many certificates on a TLS frontend, and also run -once and the execd input without reading them (optional_measurements without haproxy_cert)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := options{runs: *runs, execdGathers: *execdGathers, withTelegraf: !*skipTelegraf, baseline: *baseline,
-		checks: *checks, haproxy: *haproxy}
+		checks: *checks, haproxy: *haproxy, certs: *certs}
 	if *fieldExclude != "" {
 		opts.fieldExclude = strings.Split(*fieldExclude, ",")
 	}
@@ -97,6 +100,7 @@ type options struct {
 	baseline, checks   string
 	haproxy            string   // as -haproxy gives it
 	fieldExclude       []string // -fieldexclude's globs
+	certs              int      // -certs
 }
 
 func run(ctx context.Context, sizeList string, opts options) error {

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/big"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/influxdata/telegraf/metric"
@@ -26,9 +27,13 @@ import (
 //	                         Frontend/Bind, SNI, Negative Filter, Type,
 //	                         Filename, NotAfter, NotBefore
 //
-// The list is on the line of the other commands; the details of the files
-// it names are asked after it, on connections of their own, as many
-// commands a line as HAProxy's command buffer takes (detailLineBytes).
+// The list is asked on a connection of its own while the statistics are
+// read on the line; the details of the files listed follow on that side,
+// show ssl sni first, as many commands a line as HAProxy's command buffer
+// takes (detailLineBytes). In a long-running process the details and
+// frontends are kept (certCache) and asked again for a file every
+// certificate_details_interval, and for every file when another process
+// answers (a reload or a restart); expiry and age are of each gather.
 // Each file gives one haproxy_cert metric, with Telegraf x509_cert's
 // fields (expiry, age, startdate, enddate) and tags (common_name,
 // issuer_common_name, serial_number, san), the file, its status and,
@@ -50,7 +55,7 @@ func (g *serverGather) readCertList(lr *lineReader, _ string) error {
 			// It would not go back on a command line as it is.
 			bad.add(fmt.Errorf("line %d left out: not a file name HAProxy can be asked about: %q", n, clip(line, 200)))
 		default:
-			g.certFiles = append(g.certFiles, string(line))
+			g.certs.files = append(g.certs.files, string(line))
 		}
 	})
 	if err != nil {
@@ -60,32 +65,46 @@ func (g *serverGather) readCertList(lr *lineReader, _ string) error {
 }
 
 // readSNI reads "show ssl sni": which frontend and bind serve each file,
-// kept for the files' metrics.
+// kept for the files' metrics. A file has a row per name it serves.
 func (g *serverGather) readSNI(lr *lineReader, _ string) error {
 	var bad badRows
 	bad.noun = "bad lines"
-	err := readAnswerLines(lr, maxCertFiles, func(n int, line []byte) {
+	g.certs.binds = make(map[string][]string)
+	err := readAnswerLines(lr, maxSNILines, func(n int, line []byte) {
 		if len(line) > 0 && line[0] == '#' {
 			return
 		}
-		cols := bytes.Split(line, []byte{'\t'})
-		if len(cols) < 5 || len(cols[0]) == 0 || len(cols[4]) == 0 {
+		var cols [5][]byte
+		rest, i := line, 0
+		for ; i < len(cols); i++ {
+			var ok bool
+			cols[i], rest, ok = bytes.Cut(rest, []byte{'\t'})
+			if !ok {
+				break
+			}
+		}
+		if i < 4 || len(cols[0]) == 0 || len(cols[4]) == 0 {
 			bad.add(fmt.Errorf("line %d left out: not the 7 tab-separated columns of show ssl sni: %q", n, clip(line, 200)))
 			return
 		}
-		if g.sni == nil {
-			g.sni = make(map[string][]string)
+		file, bind := cols[4], cols[0]
+		binds := g.certs.binds[string(file)]
+		for _, b := range binds {
+			if b == string(bind) {
+				return
+			}
 		}
-		file, bind := string(cols[4]), string(cols[0])
-		if !slices.Contains(g.sni[file], bind) {
-			g.sni[file] = append(g.sni[file], bind)
-		}
+		g.certs.binds[string(file)] = append(binds, string(bind))
 	})
 	if err != nil {
 		bad.add(err)
 	}
 	return bad.err()
 }
+
+// maxSNILines bounds the rows of one "show ssl sni" answer: a row per
+// name a certificate serves on a bind.
+const maxSNILines = 1000000
 
 // certDetails is what "show ssl cert <file>" says of one certificate.
 type certDetails struct {
@@ -98,54 +117,74 @@ type certDetails struct {
 	issuerCommonName    string
 }
 
-// certTimeLayout is how OpenSSL prints a certificate's dates:
-// "Jan  6 22:37:36 2027 GMT".
+// certTimeLayout is how OpenSSL prints a certificate's dates, always in
+// GMT: "Jan  6 22:37:36 2027 GMT".
 const certTimeLayout = "Jan _2 15:04:05 2006 MST"
+
+// parseCertTime reads a date as OpenSSL prints it. The zone is always
+// GMT: read as UTC, without the zone time.Parse makes for "GMT" at each
+// call.
+func parseCertTime(s string) (time.Time, error) {
+	if v, ok := strings.CutSuffix(s, " GMT"); ok {
+		return time.ParseInLocation("Jan _2 15:04:05 2006", v, time.UTC)
+	}
+	return time.Parse(certTimeLayout, s)
+}
 
 // maxCertDetailLines bounds the lines of one file's details (a chain of
 // certificates adds a few lines each).
 const maxCertDetailLines = 1000
 
-// parseCertDetails reads one answer of "show ssl cert <file>".
+// parseCertDetails reads one answer of "show ssl cert <file>". The
+// chain's lines ("Chain Subject: ...") have keys of their own; of a key
+// said twice, the first is kept.
 func parseCertDetails(lr *lineReader) (certDetails, error) {
 	var c certDetails
 	var errs []error
-	// The chain's lines ("Chain Subject: ...") come after the leaf's: the
-	// first of each key is the leaf's.
-	seen := map[string]bool{}
-	err := readAnswerLines(lr, maxCertDetailLines, func(n int, line []byte) {
-		key, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || seen[string(key)] {
+	set := func(dst *string, value []byte) {
+		if *dst == "" {
+			*dst = string(bytes.TrimSpace(value))
+		}
+	}
+	date := func(dst *time.Time, n int, key string, value []byte) {
+		if !dst.IsZero() {
 			return
 		}
-		seen[string(key)] = true
 		v := string(bytes.TrimSpace(value))
+		t, err := parseCertTime(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %s %q is not a date", n, key, v))
+			return
+		}
+		*dst = t
+	}
+	var serial, san, subject, issuer string
+	err := readAnswerLines(lr, maxCertDetailLines, func(n int, line []byte) {
+		key, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return
+		}
 		switch string(key) {
 		case "Filename":
-			c.file = v
+			set(&c.file, value)
 		case "Status":
-			c.status = v
+			set(&c.status, value)
 		case "Serial":
-			c.serial = serialNumber(v)
-		case "notBefore", "notAfter":
-			t, err := time.Parse(certTimeLayout, v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("line %d: %s %q is not a date", n, key, v))
-				return
-			}
-			if key[3] == 'B' {
-				c.notBefore = t
-			} else {
-				c.notAfter = t
-			}
+			set(&serial, value)
+		case "notBefore":
+			date(&c.notBefore, n, "notBefore", value)
+		case "notAfter":
+			date(&c.notAfter, n, "notAfter", value)
 		case "Subject Alternative Name":
-			c.san = subjectAltNames(v)
+			set(&san, value)
 		case "Subject":
-			c.commonName = commonName(v)
+			set(&subject, value)
 		case "Issuer":
-			c.issuerCommonName = commonName(v)
+			set(&issuer, value)
 		}
 	})
+	c.serial, c.san = serialNumber(serial), subjectAltNames(san)
+	c.commonName, c.issuerCommonName = commonName(subject), commonName(issuer)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -155,14 +194,17 @@ func parseCertDetails(lr *lineReader) (certDetails, error) {
 	return c, errors.Join(errs...)
 }
 
-// serialNumber gives HAProxy's serial ("04F3335A...") as x509_cert does:
-// hexadecimal in lower case without leading zeros.
+// serialNumber gives HAProxy's serial ("04F3335A...") as x509_cert does
+// (math/big's Text(16)): hexadecimal in lower case without leading zeros.
 func serialNumber(s string) string {
-	var n big.Int
-	if _, ok := n.SetString(s, 16); !ok {
-		return strings.ToLower(s)
+	if s == "" {
+		return ""
 	}
-	return n.Text(16)
+	s = strings.TrimLeft(s, "0")
+	if s == "" {
+		return "0"
+	}
+	return strings.ToLower(s)
 }
 
 // subjectAltNames gives OpenSSL's "DNS:a.example.org, IP Address:127.0.0.1"
@@ -223,10 +265,13 @@ func certDetailLines(files []string) [][]string {
 }
 
 // readCertDetails reads the answers to one line of "show ssl cert <file>"
-// commands, one per file of files, and emits a metric for each. A file
-// whose answer cannot be read is reported; the others are still read.
+// commands, one per file of files, into g.certs.fresh. A file whose answer
+// cannot be read is reported; the others are still read.
 func (g *serverGather) readCertDetails(lr *lineReader, files []string) error {
 	var errs []error
+	if g.certs.fresh == nil {
+		g.certs.fresh = make(map[string]certDetails, len(files))
+	}
 	for _, f := range files {
 		c, err := parseCertDetails(lr)
 		if err != nil {
@@ -237,9 +282,143 @@ func (g *serverGather) readCertDetails(lr *lineReader, files []string) error {
 			}
 			continue
 		}
-		g.addCert(c)
+		g.certs.fresh[f] = c
 	}
 	return errors.Join(errs...)
+}
+
+// certAnswers is what one gather's certificate commands said.
+type certAnswers struct {
+	files []string               // show ssl cert's list, in its order
+	binds map[string][]string    // file -> frontends/binds serving it (show ssl sni); nil when not asked
+	fresh map[string]certDetails // file -> details asked in this gather
+	// cached are the files whose details came from certCache.
+	cached map[string]certDetails
+}
+
+// startCerts asks the certificates (show ssl cert's list) on a connection
+// of their own, then the details the list calls for, while the caller
+// reads the line; the function it returns waits for them, emits the
+// certificates' metrics and returns what failed. Nothing is asked when
+// the socket lacks or refuses show ssl cert, or haproxy_cert is not read.
+func (g *serverGather) startCerts() func() error {
+	var own, with []*command
+	for _, c := range g.asked {
+		switch c.place {
+		case onOwn:
+			own = append(own, c)
+		case withDetails:
+			with = append(with, c)
+		}
+	}
+	if len(own) == 0 {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.fetchCerts(own, with) }()
+	return func() error {
+		err := <-done
+		return errors.Join(err, g.emitCerts(with))
+	}
+}
+
+// fetchCerts asks the commands own on one line, then, with the commands
+// with before them, the details of the files listed that certCache does
+// not hold fresh.
+func (g *serverGather) fetchCerts(own, with []*command) error {
+	err := g.query(joinCommands(own), func(lr *lineReader) error {
+		var errs []error
+		for _, c := range own {
+			if err := g.readOptional(c, lr, ""); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return err
+	}
+	var ask []string
+	g.certs.cached, ask = g.h.certCache.lookup(g.ep.name, g.certs.files, g.ts, time.Duration(g.h.CertificateDetailsInterval))
+	return g.askCertDetails(ask, with)
+}
+
+// joinCommands is the line asking cmds.
+func joinCommands(cmds []*command) string {
+	var b strings.Builder
+	for i, c := range cmds {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(c.text)
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
+// askCertDetails asks the details of files, as many a line as fit
+// (certDetailLines), one line a connection, the first line after the
+// commands with. A line that fails is reported; the next is still asked.
+func (g *serverGather) askCertDetails(files []string, with []*command) error {
+	var errs []error
+	for i, line := range certDetailLines(files) {
+		var b strings.Builder
+		var before []*command
+		if i == 0 {
+			before = with
+		}
+		for _, c := range before {
+			b.WriteString(c.text)
+			b.WriteByte(';')
+		}
+		for i, f := range line {
+			if i > 0 {
+				b.WriteByte(';')
+			}
+			b.WriteString("show ssl cert ")
+			b.WriteString(f)
+		}
+		b.WriteByte('\n')
+		err := g.query(b.String(), func(lr *lineReader) error {
+			var errs []error
+			for _, c := range before {
+				if err := g.readOptional(c, lr, ""); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(append(errs, g.readCertDetails(lr, line))...)
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// emitCerts emits a metric for each file listed, from its details asked
+// in this gather or kept, once show info said which process answered:
+// details kept from another process are asked again first, with the
+// commands with.
+func (g *serverGather) emitCerts(with []*command) error {
+	if g.pid == 0 && g.version == "" {
+		return nil // show info was not read: its error says why
+	}
+	var err error
+	if len(g.certs.cached) > 0 && !g.h.certCache.samePID(g.ep.name, g.pid) {
+		stale := slices.Collect(maps.Keys(g.certs.cached))
+		slices.Sort(stale)
+		g.certs.cached = nil
+		err = g.askCertDetails(stale, with)
+	}
+	g.certs.binds = g.h.certCache.store(g.ep.name, g.pid, g.certs.files, g.certs.fresh, g.certs.binds, g.ts)
+	for _, f := range g.certs.files {
+		if c, ok := g.certs.fresh[f]; ok {
+			g.addCert(c)
+		} else if c, ok := g.certs.cached[f]; ok {
+			g.addCert(c)
+		}
+	}
+	return err
 }
 
 // addCert emits the haproxy_cert metric of one certificate.
@@ -256,7 +435,7 @@ func (g *serverGather) addCert(c certDetails) {
 	if g.processNum != "" {
 		tags["process_num"] = g.processNum
 	}
-	if binds := g.sni[c.file]; len(binds) > 0 {
+	if binds := g.certs.binds[c.file]; len(binds) > 0 {
 		tags["frontends"] = strings.Join(slices.Sorted(slices.Values(binds)), ",")
 	}
 	for k, v := range tags {
@@ -282,4 +461,83 @@ func (g *serverGather) addCert(c certDetails) {
 		return
 	}
 	g.acc.AddMetric(m)
+}
+
+// certCache keeps, per socket, each certificate's details and when they
+// were asked, and the frontends serving each, for the gathers of a
+// long-running process.
+type certCache struct {
+	mu      sync.Mutex
+	sockets map[string]*socketCerts // by socket name
+}
+
+type socketCerts struct {
+	pid   int64 // the process that answered
+	files map[string]cachedCert
+	binds map[string][]string // show ssl sni's, when last asked
+}
+
+type cachedCert struct {
+	details certDetails
+	asked   time.Time
+}
+
+func newCertCache() *certCache { return &certCache{sockets: make(map[string]*socketCerts)} }
+
+// lookup returns the details kept for files of the socket named name that
+// are younger than interval at now, and the files whose details must be
+// asked.
+func (cc *certCache) lookup(name string, files []string, now time.Time, interval time.Duration) (map[string]certDetails, []string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	s := cc.sockets[name]
+	kept := make(map[string]certDetails)
+	var ask []string
+	for _, f := range files {
+		c, ok := cachedCert{}, false
+		if s != nil {
+			c, ok = s.files[f]
+		}
+		if ok && now.Sub(c.asked) < interval {
+			kept[f] = c.details
+			continue
+		}
+		ask = append(ask, f)
+	}
+	return kept, ask
+}
+
+// samePID tells whether the details kept for the socket named name are
+// the process pid's.
+func (cc *certCache) samePID(name string, pid int64) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	s := cc.sockets[name]
+	return s != nil && s.pid == pid
+}
+
+// store keeps the socket's details for the next gather (those asked at
+// now, and those kept before of the files still listed) and its binds
+// when show ssl sni was asked, and returns the binds to use: those asked,
+// else those kept.
+func (cc *certCache) store(name string, pid int64, files []string, fresh map[string]certDetails, binds map[string][]string, now time.Time) map[string][]string {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	old := cc.sockets[name]
+	s := &socketCerts{pid: pid, files: make(map[string]cachedCert, len(files)), binds: binds}
+	same := old != nil && old.pid == pid
+	if binds == nil && same {
+		s.binds = old.binds
+	}
+	for _, f := range files {
+		if c, ok := fresh[f]; ok {
+			s.files[f] = cachedCert{details: c, asked: now}
+		} else if same {
+			if c, ok := old.files[f]; ok {
+				s.files[f] = c
+			}
+		}
+	}
+	cc.sockets[name] = s
+	return s.binds
 }

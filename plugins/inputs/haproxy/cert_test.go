@@ -2,13 +2,17 @@ package haproxy
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/influxdata/telegraf"
 
+	"github.com/hap-monitor/hap-monitor/internal/testbed"
+	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 )
 
@@ -26,7 +30,11 @@ func readCertAnswer(t *testing.T, h *HAProxy, answer string, ts time.Time) ([]te
 			errs = append(errs, err)
 		}
 	}
-	if err := g.readCertDetails(lr, g.certFiles); err != nil {
+	if err := g.readCertDetails(lr, g.certs.files); err != nil {
+		errs = append(errs, err)
+	}
+	g.pid = 1
+	if err := g.emitCerts(nil); err != nil {
 		errs = append(errs, err)
 	}
 	ms, accErrs := acc.Drain()
@@ -138,7 +146,12 @@ func TestCertDetailFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			acc := &shim.Accumulator{}
 			g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(1790000000, 0)}
-			err := g.readCertDetails(newLineReader(strings.NewReader(tt.answer)), []string{"/a.pem", "/b.pem"})
+			files := []string{"/a.pem", "/b.pem"}
+			err := g.readCertDetails(newLineReader(strings.NewReader(tt.answer)), files)
+			g.certs.files, g.pid = files, 1
+			if err := g.emitCerts(nil); err != nil {
+				t.Fatal(err)
+			}
 			ms, _ := acc.Drain()
 			if len(ms) != tt.certs {
 				t.Errorf("%d metrics, want %d", len(ms), tt.certs)
@@ -165,8 +178,8 @@ func TestCertList(t *testing.T) {
 	acc := &shim.Accumulator{}
 	g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag}, acc: acc}
 	err := g.readCertList(newLineReader(strings.NewReader("# transaction\n*/etc/a.pem\n# filename\n/etc/a.pem\n/etc/b;c.pem\n/etc/d.pem\n\n")), "1")
-	if want := []string{"/etc/a.pem", "/etc/d.pem"}; !slices.Equal(g.certFiles, want) {
-		t.Errorf("files %q, want %q", g.certFiles, want)
+	if want := []string{"/etc/a.pem", "/etc/d.pem"}; !slices.Equal(g.certs.files, want) {
+		t.Errorf("files %q, want %q", g.certs.files, want)
 	}
 	if err == nil || !strings.Contains(err.Error(), `line 5 left out`) {
 		t.Errorf("err = %v, want the name with a ; reported", err)
@@ -199,4 +212,148 @@ func TestCertDetailLines(t *testing.T) {
 	if lines := certDetailLines(nil); len(lines) != 0 {
 		t.Errorf("no files: %d lines", len(lines))
 	}
+}
+
+// TestCertDetailsKept: a long-running process asks a certificate's
+// details and frontends once per certificate_details_interval, and again
+// at once when another process answers (a reload, a restart); expiry is
+// of each gather all the same, and the frontends stay.
+func TestCertDetailsKept(t *testing.T) {
+	rec := strings.Split(strings.TrimSuffix(string(readTestdata(t, "haproxy-3.4.7"+certsSuffix)), "\n\n"), "\n\n")
+	if len(rec) != 5 {
+		t.Fatalf("the recording has %d answers, want the list, show ssl sni and 3 files' details", len(rec))
+	}
+	list, sni, details := rec[0]+"\n\n", rec[1]+"\n\n", map[string]string{}
+	for _, d := range rec[2:] {
+		details[between(d, "Filename: ", "\n")] = d + "\n\n"
+	}
+	answer := string(readTestdata(t, "haproxy-3.4.7.txt"))
+	info, rest, _ := strings.Cut(answer, "\n\n")
+	stat, _, _ := strings.Cut(rest, "\n\n")
+	var mu sync.Mutex
+	pid := "21858"
+	fake := testbed.NewFakeSocket(t, func(conn net.Conn, line string) {
+		mu.Lock()
+		p := pid
+		mu.Unlock()
+		for _, cmd := range strings.Split(strings.TrimSpace(line), ";") {
+			part := "\n"
+			switch {
+			case cmd == "show info":
+				part = strings.Replace(info, "Pid: 21858\n", "Pid: "+p+"\n", 1) + "\n\n"
+			case strings.HasPrefix(cmd, "show stat"):
+				part = stat + "\n\n"
+			case cmd == "show ssl cert":
+				part = list
+			case cmd == "show ssl sni":
+				part = sni
+			case strings.HasPrefix(cmd, "show ssl cert "):
+				part = details[strings.TrimPrefix(cmd, "show ssl cert ")]
+			}
+			if _, err := conn.Write([]byte(part)); err != nil {
+				return
+			}
+		}
+	})
+	files := strings.Split(strings.TrimPrefix(strings.TrimSpace(list), "# filename\n"), "\n")
+	a := files[0]
+	// gatherAsking gathers h once and returns the files whose details it
+	// asked, whether it asked show ssl sni, and each file's expiry.
+	gatherAsking := func(h *HAProxy) (asked []string, sniAsked bool, expiry map[string]int64) {
+		t.Helper()
+		before := len(fake.Commands())
+		ms, errs := gather(t, h)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		for _, l := range fake.Commands()[before:] {
+			for _, c := range strings.Split(strings.TrimSpace(l), ";") {
+				if f, ok := strings.CutPrefix(c, "show ssl cert "); ok {
+					asked = append(asked, f)
+				}
+				sniAsked = sniAsked || c == "show ssl sni"
+			}
+		}
+		expiry = map[string]int64{}
+		for _, m := range ms {
+			if m.Name() == "haproxy_cert" {
+				f, _ := m.GetTag("file")
+				expiry[f] = m.Fields()["expiry"].(int64)
+				if fe, _ := m.GetTag("frontends"); !strings.HasPrefix(fe, "fe_tls") {
+					t.Errorf("%s: frontends %q", f, fe)
+				}
+			}
+		}
+		if len(expiry) != 3 {
+			t.Errorf("%d certificates, want 3", len(expiry))
+		}
+		slices.Sort(asked)
+		return asked, sniAsked, expiry
+	}
+	h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}, CertificateDetailsInterval: config.Duration(time.Hour)})
+	if asked, sniAsked, _ := gatherAsking(h); !slices.Equal(asked, files) || !sniAsked {
+		t.Errorf("first gather asked the details of %q and show ssl sni %v, want every file's and show ssl sni", asked, sniAsked)
+	}
+	asked, sniAsked, first := gatherAsking(h)
+	if len(asked) != 0 || sniAsked {
+		t.Errorf("a gather within the interval asked the details of %q and show ssl sni %v, want neither", asked, sniAsked)
+	}
+	time.Sleep(1100 * time.Millisecond) // the next second: expiry goes down
+	if asked, _, later := gatherAsking(h); len(asked) != 0 || later[a] >= first[a] {
+		t.Errorf("later gather: asked %q, expiry of %s %d then %d: want none asked and expiry going down", asked, a, first[a], later[a])
+	}
+	// Another process: every file asked again.
+	mu.Lock()
+	pid = "9001"
+	mu.Unlock()
+	if asked, sniAsked, _ := gatherAsking(h); !slices.Equal(asked, files) || !sniAsked {
+		t.Errorf("after a restart: asked %q and show ssl sni %v, want every file's and show ssl sni", asked, sniAsked)
+	}
+	// Interval 0: every gather asks every file.
+	every := newPlugin(t, &HAProxy{Servers: []string{fake.Path}})
+	for range 2 {
+		if asked, _, _ := gatherAsking(every); !slices.Equal(asked, files) {
+			t.Errorf("interval 0: asked %q, want every file's at each gather", asked)
+		}
+	}
+}
+
+// BenchmarkCerts reads 2,000 certificates' list and details, as HAProxy
+// 3.4 words them, and emits their metrics: the input's side of a gather
+// of haproxy_cert.
+func BenchmarkCerts(b *testing.B) {
+	const n = 2000
+	var list, details strings.Builder
+	list.WriteString("# filename\n")
+	var files []string
+	for i := range n {
+		f := fmt.Sprintf("/etc/haproxy/certs/site-%04d.example.org.pem", i)
+		files = append(files, f)
+		list.WriteString(f + "\n")
+		fmt.Fprintf(&details, "Filename: %s\nCrt filename: %s\nKey filename: %s\nOCSP filename: %s.ocsp\nSCTL filename: %s.sctl\n"+
+			"Option: ocsp-update off\nOption: jwt off\nStatus: Used\nSerial: 0600005EED%04d\nnotBefore: Dec  6 23:38:17 2026 GMT\n"+
+			"notAfter: Jan  6 23:38:17 2027 GMT\nSubject Alternative Name: DNS:site-%04d.example.org, DNS:www.site-%04d.example.org\n"+
+			"Algorithm: EC256\nSHA1 FingerPrint: 42017E1C3B1422BAFFEDA72FCB64702124BF11F5\nSubject: /O=hap-monitor tests/CN=site-%04d.example.org\n"+
+			"Issuer: /CN=hap-monitor test CA\nOCSP Response Key: \n\n", f, f, f, f, f, i, i, i, i)
+	}
+	list.WriteString("\n")
+	h := newPlugin(b, &HAProxy{Servers: []string{testSocketTag}})
+	b.ReportAllocs()
+	for b.Loop() {
+		acc := &shim.Accumulator{}
+		g := &serverGather{h: h, ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(1790000000, 0), pid: 1, processNum: "1"}
+		if err := g.readCertList(newLineReader(strings.NewReader(list.String())), ""); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.readCertDetails(newLineReader(strings.NewReader(details.String())), files); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.emitCerts(nil); err != nil {
+			b.Fatal(err)
+		}
+		if ms, _ := acc.Drain(); len(ms) != n {
+			b.Fatalf("%d metrics", len(ms))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/cert")
 }

@@ -58,16 +58,33 @@ type command struct {
 	// requires is a command without which this one is of no use: it is
 	// not asked of a socket that lacks or refuses that one.
 	requires *command
+	// place is where it is asked: on the line, or with the
+	// certificates (cert.go).
+	place commandPlace
 }
+
+// commandPlace is where a command is asked.
+type commandPlace int
+
+const (
+	// onLine: on the line, after show info and show stat.
+	onLine commandPlace = iota
+	// onOwn: on a connection of its own, beside the line, because its
+	// answer starts more queries (certificates' details), which run while
+	// HAProxy dumps the statistics.
+	onOwn
+	// withDetails: before the certificates' details, when they are asked.
+	withDetails
+)
 
 // The optional commands, each a row: reader in a file of its own.
 var (
 	showTable = &command{text: "show table", level: levelUser, since: haproxyRelease{1, 5},
 		measurement: "haproxy_table", gives: "haproxy_table metrics", read: (*serverGather).readTables}
 	showSSLCert = &command{text: "show ssl cert", level: levelOperator, since: haproxyRelease{2, 2},
-		measurement: "haproxy_cert", gives: "haproxy_cert metrics", read: (*serverGather).readCertList}
+		measurement: "haproxy_cert", gives: "haproxy_cert metrics", read: (*serverGather).readCertList, place: onOwn}
 	showSSLSNI = &command{text: "show ssl sni", level: levelUser, since: haproxyRelease{3, 2},
-		measurement: "haproxy_cert", gives: "frontends tag on haproxy_cert", read: (*serverGather).readSNI, requires: showSSLCert}
+		measurement: "haproxy_cert", gives: "frontends tag on haproxy_cert", read: (*serverGather).readSNI, requires: showSSLCert, place: withDetails}
 )
 
 // optionalCommands are the optional commands, in the order they are
@@ -134,7 +151,8 @@ func newSkippedCommands() *skippedCommands {
 }
 
 // commandsFor returns the line to send to the socket named name and the
-// optional commands it asks, in their order.
+// optional commands it asks, in their order, wherever each is asked (its
+// place).
 func (h *HAProxy) commandsFor(name string) (string, []*command) {
 	h.skipped.mu.Lock()
 	s := h.skipped.sockets[name]
@@ -149,8 +167,10 @@ func (h *HAProxy) commandsFor(name string) (string, []*command) {
 	var b strings.Builder
 	b.WriteString(h.commands)
 	for _, c := range asked {
-		b.WriteString(";")
-		b.WriteString(c.text)
+		if c.place == onLine {
+			b.WriteString(";")
+			b.WriteString(c.text)
+		}
 	}
 	b.WriteString("\n")
 	return b.String(), asked
@@ -208,8 +228,8 @@ func (h *HAProxy) processSeen(name string, pid int64) {
 }
 
 // readOptional reads the answer of the optional command c: a usage text
-// or a refusal is skipped and recorded (c is not asked again); any other
-// answer is c's reader's.
+// or a refusal is skipped and kept for skipSaid (c is not asked again);
+// any other answer is c's reader's.
 func (g *serverGather) readOptional(c *command, lr *lineReader, processNum string) error {
 	line, complete, err := lr.next()
 	if err == nil && complete {
@@ -225,7 +245,9 @@ func (g *serverGather) readOptional(c *command, lr *lineReader, processNum strin
 			if err := skipToEnd(lr, maxUsageLines, true); err != nil {
 				return fmt.Errorf("%s: HAProxy's answer %q: %w", c.text, first, err)
 			}
-			g.h.skip(g.ep.name, g.pid, g.version, c, why)
+			g.mu.Lock()
+			g.skips = append(g.skips, commandSkip{c, why})
+			g.mu.Unlock()
 			return nil
 		}
 	}
@@ -234,4 +256,26 @@ func (g *serverGather) readOptional(c *command, lr *lineReader, processNum strin
 		return fmt.Errorf("%s: %w", c.text, err)
 	}
 	return nil
+}
+
+// commandSkip is an optional command a socket lacked or refused.
+type commandSkip struct {
+	c   *command
+	why skipReason
+}
+
+// skipSaid records the commands this gather found lacked or refused,
+// once show info has said which process answered: a command asked on
+// another connection may be answered first.
+func (g *serverGather) skipSaid() {
+	g.mu.Lock()
+	skips := g.skips
+	g.skips = nil
+	g.mu.Unlock()
+	if g.pid == 0 && g.version == "" {
+		return // show info was not read: which process lacks it is not known
+	}
+	for _, s := range skips {
+		g.h.skip(g.ep.name, g.pid, g.version, s.c, s.why)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/influxdata/telegraf"
@@ -23,6 +24,23 @@ func TestOptionalCommandsLackedOrRefused(t *testing.T) {
 	info, rest, _ := strings.Cut(answer, "\n\n")
 	stat, _, _ := strings.Cut(rest, "\n\n")
 	usage := string(readTestdata(t, "haproxy-3.4.7-usage.txt"))
+	// The certificate commands' answers, for the rows not under test.
+	certs := strings.Split(strings.TrimSuffix(string(readTestdata(t, "haproxy-3.4.7"+certsSuffix)), "\n\n"), "\n\n")
+	certAnswer := func(cmd string) string {
+		switch {
+		case cmd == "show ssl cert":
+			return certs[0] + "\n\n"
+		case cmd == "show ssl sni":
+			return certs[1] + "\n\n"
+		case strings.HasPrefix(cmd, "show ssl cert "):
+			for _, d := range certs[2:] {
+				if strings.HasPrefix(d, "Filename: "+strings.TrimPrefix(cmd, "show ssl cert ")+"\n") {
+					return d + "\n\n"
+				}
+			}
+		}
+		return "\n" // nothing to say
+	}
 	rows := strings.Count(stat, "\n") // the lines after the header
 	const pid, restarted = "Pid: 21858\n", "Pid: 9001\n"
 	if !strings.Contains(info, pid) {
@@ -48,9 +66,9 @@ func TestOptionalCommandsLackedOrRefused(t *testing.T) {
 			}},
 		} {
 			t.Run(c.text+"/"+tc.name, func(t *testing.T) {
-				gathers := 0
+				var gathers atomic.Int32 // the gather under way, from 1
 				fake := testbed.NewFakeSocket(t, func(conn net.Conn, line string) {
-					gathers++
+					gathers := gathers.Load()
 					for _, cmd := range strings.Split(strings.TrimSpace(line), ";") {
 						var part string
 						switch {
@@ -63,7 +81,7 @@ func TestOptionalCommandsLackedOrRefused(t *testing.T) {
 						case cmd == c.text:
 							part = tc.reply
 						default:
-							part = "\n" // the other optional commands: nothing to say
+							part = certAnswer(cmd)
 						}
 						if _, err := conn.Write([]byte(part)); err != nil {
 							return
@@ -74,6 +92,8 @@ func TestOptionalCommandsLackedOrRefused(t *testing.T) {
 				h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}, Log: logger.New(logger.NewSink(&logs, telegraf.Debug), "inputs.haproxy")})
 				var asked []bool
 				for i := range 4 {
+					before := len(fake.Commands())
+					gathers.Store(int32(i + 1))
 					ms, errs := gather(t, h)
 					if len(errs) > 0 {
 						t.Errorf("gather %d: errors %v", i+1, errs)
@@ -81,8 +101,11 @@ func TestOptionalCommandsLackedOrRefused(t *testing.T) {
 					if count(ms, "haproxy_info") != 1 || count(ms, "haproxy") != rows {
 						t.Errorf("gather %d: %d haproxy_info and %d haproxy metrics, want 1 and the %d rows", i+1, count(ms, "haproxy_info"), count(ms, "haproxy"), rows)
 					}
-					cmds := fake.Commands()
-					asked = append(asked, slices.Contains(strings.Split(strings.TrimSpace(cmds[len(cmds)-1]), ";"), c.text))
+					sent := false
+					for _, line := range fake.Commands()[before:] {
+						sent = sent || slices.Contains(strings.Split(strings.TrimSpace(line), ";"), c.text)
+					}
+					asked = append(asked, sent)
 				}
 				// Asked, refused; not asked; not asked (the gather that
 				// finds another process); asked again.

@@ -80,9 +80,11 @@ func FuzzParseCerts(f *testing.F) {
 		for _, c := range []*command{showSSLCert, showSSLSNI} {
 			_ = g.readOptional(c, lr, "1") // any error is fine, a panic is not
 		}
-		_ = g.readCertDetails(lr, g.certFiles)
-		if ms, _ := acc.Drain(); len(ms) > len(g.certFiles) {
-			t.Fatalf("%d certificates from %d files listed", len(ms), len(g.certFiles))
+		_ = g.readCertDetails(lr, g.certs.files)
+		g.pid = 1
+		_ = g.emitCerts(nil)
+		if ms, _ := acc.Drain(); len(ms) > len(g.certs.files) {
+			t.Fatalf("%d certificates from %d files listed", len(ms), len(g.certs.files))
 		}
 	})
 }

@@ -38,6 +38,10 @@ var sampleConfig string
 // DefaultTimeout bounds one server's dial, write and read together.
 const DefaultTimeout = 5 * time.Second
 
+// DefaultCertificateDetailsInterval is how long a long-running process
+// keeps a certificate's details before asking them again.
+const DefaultCertificateDetailsInterval = 5 * time.Minute
+
 // rowTypeBits are the types option's values and HAProxy's typemask bits.
 var rowTypeBits = map[string]uint8{"frontend": 1, "backend": 2, "server": 4, "listener": 8}
 
@@ -61,6 +65,9 @@ type HAProxy struct {
 	// OptionalMeasurements are those of the optional commands to read
 	// (see commands.go); nil reads them all.
 	OptionalMeasurements []string `toml:"optional_measurements"`
+	// CertificateDetailsInterval is how long a long-running process keeps
+	// a certificate's details before asking them again (cert.go).
+	CertificateDetailsInterval config.Duration `toml:"certificate_details_interval"`
 	tls.ClientConfig
 
 	Log telegraf.Logger `toml:"-"`
@@ -80,6 +87,8 @@ type HAProxy struct {
 	said *onceSet
 	// skipped holds the optional commands each socket lacks or refuses.
 	skipped *skippedCommands
+	// certCache holds the certificates' details between gathers.
+	certCache *certCache
 	// arenas is how released rows' storage is handled (tests only).
 	arenas arenaOptions
 }
@@ -114,6 +123,9 @@ func (h *HAProxy) Init() error {
 	if h.Timeout < 0 {
 		return fmt.Errorf("timeout: must be > 0, not %s", h.Timeout)
 	}
+	if h.CertificateDetailsInterval < 0 {
+		return fmt.Errorf("certificate_details_interval: must be 0 (every gather) or more, not %s", h.CertificateDetailsInterval)
+	}
 	servers := h.Servers
 	if len(servers) == 0 {
 		servers = []string{defaultServer}
@@ -146,6 +158,7 @@ func (h *HAProxy) Init() error {
 	h.commands = buildCommands(h.typeMask, h.Proxies)
 	h.said = &onceSet{keys: make(map[string]bool)}
 	h.skipped = newSkippedCommands()
+	h.certCache = newCertCache()
 	return nil
 }
 
@@ -312,7 +325,13 @@ func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator, src *seriesSo
 		}
 		var commands string
 		commands, g.asked = h.commandsFor(ep.name)
+		certs := g.startCerts()
 		err = g.query(commands, g.readSocket)
+		certErr := certs()
+		g.skipSaid()
+		if err == nil && certErr != nil {
+			return fmt.Errorf("show ssl cert on %s: %w", ep.name, certErr)
+		}
 	}
 	if src != nil && g.pid != 0 {
 		src.setProcess(g.pid, g.uptime)
@@ -320,32 +339,7 @@ func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator, src *seriesSo
 	if err != nil {
 		return fmt.Errorf("show stat on %s: %w", ep.name, err)
 	}
-	if err := g.askCertDetails(); err != nil {
-		return fmt.Errorf("show ssl cert on %s: %w", ep.name, err)
-	}
 	return nil
-}
-
-// askCertDetails asks the details of the files show ssl cert listed, as
-// many a line as fit (certDetailLines), one line a connection, and emits
-// their metrics. A line that fails is reported; the next is still asked.
-func (g *serverGather) askCertDetails() error {
-	var errs []error
-	for _, files := range certDetailLines(g.certFiles) {
-		var b strings.Builder
-		for i, f := range files {
-			if i > 0 {
-				b.WriteByte(';')
-			}
-			b.WriteString("show ssl cert ")
-			b.WriteString(f)
-		}
-		b.WriteByte('\n')
-		if err := g.query(b.String(), func(lr *lineReader) error { return g.readCertDetails(lr, files) }); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // serverGather is the state of reading one server's answers.
@@ -360,17 +354,20 @@ type serverGather struct {
 	version     string
 	// rows counts the rows of show stat emitted.
 	rows int
-	// asked are the optional commands asked after show stat.
+	// asked are the optional commands asked, on the line or on a
+	// connection of their own; skips those the socket lacked or refused
+	// (see skipSaid), under mu: both connections' readers add to it.
 	asked []*command
+	mu    sync.Mutex
+	skips []commandSkip
 	// processNum is show info's Process_num, for metrics made after it.
 	processNum string
 	// query asks the same server another line of commands, within the
-	// gather's timeout: the details of certFiles.
+	// gather's timeout.
 	query func(line string, read func(*lineReader) error) error
-	// certFiles are the files show ssl cert listed, whose details are
-	// asked after the line; sni the frontends and binds that serve each.
-	certFiles []string
-	sni       map[string][]string
+	// certs is what the certificate commands said (cert.go), read on
+	// connections of their own while the line is read.
+	certs certAnswers
 }
 
 // readSocket reads "show info", each "show stat" answer, then "show
@@ -400,6 +397,9 @@ func (g *serverGather) readSocket(lr *lineReader) error {
 		}
 	}
 	for _, c := range g.asked {
+		if c.place != onLine {
+			continue // asked with the certificates
+		}
 		if err := g.readOptional(c, lr, info.ProcessNum); err != nil {
 			errs = append(errs, err)
 		}
@@ -493,7 +493,9 @@ func (b *badRows) err() error {
 }
 
 func init() {
-	inputs.Add("haproxy", func() telegraf.Input { return &HAProxy{} })
+	inputs.Add("haproxy", func() telegraf.Input {
+		return &HAProxy{CertificateDetailsInterval: config.Duration(DefaultCertificateDetailsInterval)}
+	})
 }
 
 // addInfo emits the haproxy_info metric of one server.
