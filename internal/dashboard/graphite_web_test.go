@@ -31,6 +31,37 @@ var (
 // host is the [agent] hostname of the test's hap-monitor runs.
 const host = "web01"
 
+// certDays are the days left of the certificates fe_tls serves, by file
+// name: one expires within 14 days.
+var certDays = map[string]int{"soon.pem": 10, "later.pem": 60}
+
+// certFrontend makes the certificates of certDays and returns a frontend
+// serving them (on a unix socket in a short temp dir).
+func certFrontend(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pki := testbed.NewPKI(t)
+	conf := "frontend fe_tls\n\tbind unix@" + filepath.Join(dir, "tls.sock") + " ssl"
+	now := time.Now()
+	for name, days := range certDays {
+		path := filepath.Join(dir, name)
+		if _, err := pki.WriteServedCert(path, testbed.CertSpec{CommonName: name, DNSNames: []string{strings.TrimSuffix(name, ".pem") + ".example.org"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Duration(days) * 24 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		certPaths[name] = path
+		conf += " crt " + path
+	}
+	return conf + "\n\n"
+}
+
+// certPaths are certDays' files' paths, as certFrontend made them.
+var certPaths = map[string]string{}
+
 // stickTable is a backend with a stick table the test puts one entry in.
 const stickTable = `backend sticky
 	stick-table type ip size 100 expire 10m store gpc0
@@ -49,7 +80,7 @@ func TestQueriesAgainstGraphiteWeb(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+2**traffic)
 	defer cancel()
 
-	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: stickTable})
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: stickTable + certFrontend(t)})
 	c := testbed.NewCarbon(t)
 	g := testbed.NewGraphiteWeb(t, c)
 	sd := testbed.NewStatsd(t, c.TCPAddr)
@@ -99,7 +130,8 @@ func TestQueriesAgainstGraphiteWeb(t *testing.T) {
 			// The original's field set: scur, qcur, chkfail, status.*,
 			// hrsp_*, req_rate, rate, qtime, ctime, rtime, ttime, Idle_pct;
 			// one socket, no master.
-			without: []string{"Bytes per second", "Servers by state", "Connections", "Failed reloads", "Reloads", "Workers and old workers", "Stick tables, % full", "Stick table entries"}},
+			without: []string{"Bytes per second", "Servers by state", "Connections", "Failed reloads", "Reloads", "Workers and old workers", "Stick tables, % full", "Stick table entries",
+				"Certificates expiring within 14 days", "Days left per certificate"}},
 		{name: "statsd", prefix: testbed.StatsdStatsPrefix + DefaultPrefix, responses: "http_response.", host: host, server: "web_3",
 			without: []string{"Failed reloads", "Reloads", "Workers and old workers"}}, // a stats socket, not the master CLI
 	} {
@@ -108,7 +140,7 @@ func TestQueriesAgainstGraphiteWeb(t *testing.T) {
 			checkOptions(t, vars, tc.host, tc.server)
 			results := askPanels(ctx, t, g, vars, tc.without)
 			during := tc.name != "original command line" // its runs come after the traffic
-			checkNumbers(t, results, sent, tc.host, tc.name == "config file", during)
+			checkNumbers(t, results, sent, tc.host, tc.name == "config file", during, tc.name != "original command line")
 			// The counter itself: every 503 the servers sent, counted once.
 			raw := vars.interpolate("$prefix.$host.$process." + strings.ReplaceAll(testbed.ScenarioFrontend, ".", "_") + ".FRONTEND.${responses}5xx")
 			series, err := g.Render(ctx, raw, "-10min")
@@ -416,7 +448,7 @@ func checkOptions(t *testing.T, r resolved, host, web3 string) {
 	want := map[string][]string{
 		"host":     {host},
 		"process":  {"1"},
-		"frontend": {"db_tcp-1", "stats", "stats_auth", "www_example-fe"},
+		"frontend": {"db_tcp-1", "fe_tls", "stats", "stats_auth", "www_example-fe"},
 		"backend":  {"app_v1", "db_tcp-1", "stats", "stats_auth", "sticky"},
 		"server":   {"pg_1", "web-1", "web-2", "web-4", "web-5", web3},
 	}
@@ -473,7 +505,7 @@ func askPanels(ctx context.Context, t *testing.T, g *testbed.GraphiteWeb, r reso
 }
 
 // checkNumbers: the panels show what the test did.
-func checkNumbers(t *testing.T, results map[string][]answer, s sent, host string, master, during bool) {
+func checkNumbers(t *testing.T, results map[string][]answer, s sent, host string, master, during, certs bool) {
 	t.Helper()
 	names := func(title string) []string {
 		var n []string
@@ -524,6 +556,20 @@ func checkNumbers(t *testing.T, results map[string][]answer, s sent, host string
 			}
 		}
 	}
+	if certs {
+		// The stat's one series, whatever graphite-web names it.
+		if n := names("Certificates expiring within 14 days"); len(n) != 1 {
+			t.Errorf("Certificates expiring within 14 days: series %q, want one", n)
+		} else if v, ok := last("Certificates expiring within 14 days", n[0]); !ok || v != 1 {
+			t.Errorf("Certificates expiring within 14 days = %v (%v), want 1 (soon.pem)", v, ok)
+		}
+		for name, days := range certDays {
+			file := strings.NewReplacer("/", "-", ".", "_").Replace(certPaths[name])
+			if v, ok := last("Days left per certificate", host+"."+file); !ok || math.Abs(v-float64(days)) > 0.1 {
+				t.Errorf("Days left per certificate of %s = %v (%v), want %d; series %q", name, v, ok, days, names("Days left per certificate"))
+			}
+		}
+	}
 	if !master {
 		return
 	}
@@ -570,6 +616,7 @@ var Pictures = []struct{ File, Panel string }{
 	{"servers.png", "Servers by state"},
 	{"down.png", "Server state: DOWN"},
 	{"reloads.png", "Workers and old workers"},
+	{"certificates.png", "Days left per certificate"},
 }
 
 func writePictures(ctx context.Context, t *testing.T, g *testbed.GraphiteWeb, r resolved, start time.Time, dir string) {

@@ -179,4 +179,18 @@ var Rows = []Row{
 			Description: "Entries used in each table (haproxy_table used).",
 			Targets:     []string{"aliasByNode(" + rows + ".haproxy_table.*.used, -5, -2)"}},
 	}},
+	{Title: "Certificates", Panels: []Panel{
+		{Title: "Certificates expiring within 14 days", Kind: Stat, Unit: "short", Width: 6, Alert: num(1),
+			Description: "Certificates HAProxy serves (haproxy_cert, from its memory) whose notAfter is less than 14 days away, expired ones included.",
+			Targets:     []string{"countSeries(currentBelow(" + certs + ".expiry, 1209600))"}},
+		{Title: "Days left per certificate", Kind: TimeSeries, Unit: "d", Width: 18,
+			Description: "Days until each certificate's notAfter (haproxy_cert expiry), soonest first; negative once expired. What HAProxy serves, not the file on disk.",
+			Targets:     []string{"aliasByNode(sortByMinima(scale(" + certs + ".expiry, " + perDay + ")), -5, -2)"}},
+	}},
 }
+
+// certs is each certificate file's path of haproxy_cert.
+const certs = rows + ".haproxy_cert.*"
+
+// perDay turns seconds into days: 1/86400.
+const perDay = "0.000011574074074074073"
