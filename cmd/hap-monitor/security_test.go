@@ -83,12 +83,38 @@ func TestEveryModeWritesOnlyShowCommands(t *testing.T) {
 					t.Errorf("command %q is not one line", line)
 				}
 				for _, cmd := range strings.Split(strings.TrimSuffix(line, "\n"), ";") {
-					if cmd != "show info" && cmd != "show table" && !strings.HasPrefix(cmd, "show stat") {
+					if !readOnly(cmd) {
 						t.Errorf("%q written to the stats socket", cmd)
 					}
 				}
 			}
 		})
+	}
+}
+
+// readOnly tells whether cmd is one of the show commands the input asks:
+// the statistics, stick tables, certificates and their OCSP updates.
+func readOnly(cmd string) bool {
+	switch cmd {
+	case "show info", "show table", "show ssl cert", "show ssl sni", "show ssl ocsp-updates":
+		return true
+	}
+	file, isCert := strings.CutPrefix(cmd, "show ssl cert ")
+	return strings.HasPrefix(cmd, "show stat") || isCert && file != "" && !strings.ContainsAny(file, " ;")
+}
+
+// refusedOptional are the lines a socket at level user gives: the
+// optional commands it refuses, each said once.
+var refusedOptional = regexp.MustCompile(`^I! \[inputs\.haproxy\] \S+: show ssl (cert|ocsp-updates) needs a stats socket at level (operator|admin) or above: this one refused it, so no haproxy_(cert|ocsp) metrics \(not asked again\)$`)
+
+// onlyRefusals fails t unless stderr holds nothing but refusedOptional
+// lines.
+func onlyRefusals(t *testing.T, what, stderr string) {
+	t.Helper()
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if l != "" && !refusedOptional.MatchString(l) {
+			t.Errorf("%s: stderr line %q, want only the optional commands refused", what, l)
+		}
 	}
 }
 
@@ -103,8 +129,12 @@ func TestUserLevelSocketAcrossModes(t *testing.T) {
 	conf := writeFile(t, dir, "user.conf", fmt.Sprintf("[[inputs.haproxy]]\n  servers = [%q]\n", h.UserSocket))
 
 	stdout, stderr, code := runBinary(t, bin, "", "-config", conf, "-test")
-	if code != 0 || stderr != "" {
+	if code != 0 {
 		t.Fatalf("-test on a level user socket: exit %d, stderr:\n%s", code, stderr)
+	}
+	onlyRefusals(t, "-test on a level user socket", stderr)
+	if !strings.Contains(stderr, "show ssl cert needs a stats socket at level operator") {
+		t.Errorf("-test on a level user socket does not say certificates need level operator:\n%s", stderr)
 	}
 	for proxy, servers := range testbed.ScenarioStatus {
 		for server, status := range servers {

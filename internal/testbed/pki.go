@@ -140,11 +140,14 @@ func writePEM(dir, name, kind string, der []byte) (string, error) {
 	return path, nil
 }
 
-// CertSpec is what a served certificate says: its names and dates.
+// CertSpec is what a served certificate says: its names and dates, and
+// where its OCSP responder answers (its issuer then goes in the file too,
+// as HAProxy needs it to ask).
 type CertSpec struct {
 	CommonName          string
 	DNSNames            []string
 	NotBefore, NotAfter time.Time
+	OCSPServer          string
 }
 
 // ServedCert makes a certificate as spec says, signed by the CA, and
@@ -165,6 +168,9 @@ func (p *PKI) ServedCert(spec CertSpec) (*x509.Certificate, []byte, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
+	if spec.OCSPServer != "" {
+		tmpl.OCSPServer = []string{spec.OCSPServer}
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pki: certificate for %s: %w", spec.CommonName, err)
@@ -178,6 +184,9 @@ func (p *PKI) ServedCert(spec CertSpec) (*x509.Certificate, []byte, error) {
 		return nil, nil, fmt.Errorf("pki: key for %s: %w", spec.CommonName, err)
 	}
 	pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if spec.OCSPServer != "" {
+		pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.ca.Raw})...)
+	}
 	pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})...)
 	return cert, pemData, nil
 }

@@ -21,6 +21,7 @@ var DefaultTemplates = []string{
 	"haproxy_info host.process_num.worker.field",
 	"haproxy_table host.process_num.worker.measurement.table.field",
 	"haproxy_cert host.process_num.worker.measurement.file.field",
+	"haproxy_ocsp host.process_num.worker.measurement.file.field",
 	"haproxy_master host.measurement.field",
 }
 

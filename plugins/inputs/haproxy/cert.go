@@ -48,10 +48,17 @@ const maxCertFiles = 200000
 func (g *serverGather) readCertList(lr *lineReader, _ string) error {
 	var bad badRows
 	bad.noun = "bad lines"
+	notList := false
 	err := readAnswerLines(lr, maxCertFiles, func(n int, line []byte) {
 		switch {
-		case len(line) > 0 && line[0] == '#', len(line) > 0 && line[0] == '*':
-		case bytes.ContainsAny(line, ";\r\t") || bytes.HasPrefix(line, []byte(" ")):
+		case notList:
+		case n == 1 && (len(line) == 0 || line[0] != '#'):
+			// The list starts "# filename" (or "# transaction"): this is
+			// not it, and none of its lines is asked about.
+			notList = true
+			bad.add(fmt.Errorf("not show ssl cert's list, it starts with %q", clip(line, 80)))
+		case line[0] == '#', line[0] == '*':
+		case bytes.ContainsAny(line, "; \r\t\\"):
 			// It would not go back on a command line as it is.
 			bad.add(fmt.Errorf("line %d left out: not a file name HAProxy can be asked about: %q", n, clip(line, 200)))
 		default:

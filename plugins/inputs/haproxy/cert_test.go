@@ -184,6 +184,12 @@ func TestCertList(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `line 5 left out`) {
 		t.Errorf("err = %v, want the name with a ; reported", err)
 	}
+	// Another answer (a fake's, an error) is no list: nothing is asked.
+	g = &serverGather{h: g.h, ep: g.ep, acc: acc}
+	err = g.readCertList(newLineReader(strings.NewReader("Name: HAProxy\nVersion: 2.6\n\n")), "1")
+	if len(g.certs.files) != 0 || err == nil || !strings.Contains(err.Error(), "not show ssl cert's list") {
+		t.Errorf("files %q, err %v; want none and the answer named", g.certs.files, err)
+	}
 }
 
 // TestCertDetailLines: the details are asked in lines HAProxy's command
@@ -356,4 +362,51 @@ func BenchmarkCerts(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/cert")
+}
+
+// TestOCSPRecordings reads each release's answer to show ssl ocsp-updates
+// as the optional command it is: from 3.0 here, one haproxy_ocsp metric
+// of the test's certificate after its first update; before 2.8, a usage
+// text, which is no error and gives nothing.
+func TestOCSPRecordings(t *testing.T) {
+	for _, f := range releaseFacts {
+		t.Run(f.version, func(t *testing.T) {
+			answer := string(readTestdata(t, "haproxy-"+f.version+ocspSuffix))
+			acc := &shim.Accumulator{}
+			g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag, name: testSocketTag}, acc: acc}
+			row := strings.Split(answer, "\n")[1]
+			cols := strings.Split(row, " | ")
+			if len(cols) == 8 {
+				last, err := time.Parse(ocspTimeLayout, cols[3])
+				if err != nil {
+					t.Fatal(err)
+				}
+				g.ts = last.Add(10 * time.Second)
+			}
+			if err := g.readOptional(showOCSPUpdates, newLineReader(strings.NewReader(answer)), "1"); err != nil {
+				t.Fatal(err)
+			}
+			ms, _ := acc.Drain()
+			if f.version < "2.8" {
+				if len(ms) != 0 || len(g.skips) != 1 || g.skips[0].why != lacks {
+					t.Errorf("a release without it: %d metrics, skips %v; want none and the command lacked", len(ms), g.skips)
+				}
+				return
+			}
+			if len(ms) != 1 {
+				t.Fatalf("%d metrics, want the one certificate's", len(ms))
+			}
+			fields, tags := ms[0].Fields(), ms[0].Tags()
+			want := map[string]any{"successes": int64(1), "failures": int64(0), "last_update_status": int64(1),
+				"status": "Update successful", "last_update": int64(10), "next_update": int64(3600 - 10)}
+			for k, v := range want {
+				if fields[k] != v {
+					t.Errorf("%s = %v, want %v", k, fields[k], v)
+				}
+			}
+			if !strings.HasSuffix(tags["file"], "/o.pem") || tags["process_num"] != "1" {
+				t.Errorf("tags %v", tags)
+			}
+		})
+	}
 }

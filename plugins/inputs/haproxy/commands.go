@@ -87,9 +87,13 @@ var (
 		measurement: "haproxy_cert", gives: "frontends tag on haproxy_cert", read: (*serverGather).readSNI, requires: showSSLCert, place: withDetails}
 )
 
+// showOCSPUpdates reads HAProxy's own OCSP updates (ocsp.go).
+var showOCSPUpdates = &command{text: "show ssl ocsp-updates", level: levelAdmin, since: haproxyRelease{2, 8},
+	measurement: "haproxy_ocsp", gives: "haproxy_ocsp metrics", read: (*serverGather).readOCSPUpdates}
+
 // optionalCommands are the optional commands, in the order they are
 // asked after show info and show stat.
-var optionalCommands = []*command{showTable, showSSLCert, showSSLSNI}
+var optionalCommands = []*command{showTable, showSSLCert, showSSLSNI, showOCSPUpdates}
 
 // OptionalMeasurements are the measurements of the optional commands,
 // the values of the optional_measurements option.
