@@ -39,11 +39,7 @@ var certDays = map[string]int{"soon.pem": 10, "later.pem": 60}
 // serving them (on a unix socket in a short temp dir).
 func certFrontend(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hmd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testbed.ShortTempDir(t) // the frontends bind unix sockets here
 	pki := testbed.NewPKI(t)
 	conf := "frontend fe_tls\n\tbind unix@" + filepath.Join(dir, "tls.sock") + " ssl"
 	now := time.Now()

@@ -30,12 +30,7 @@ func newCertBed(t *testing.T) *certBed {
 	t.Helper()
 	now := time.Now()
 	b := &certBed{pki: testbed.NewPKI(t), files: map[string]string{}, certs: map[string]*x509.Certificate{}}
-	// Short: the frontends bind unix sockets here (107 bytes at most).
-	dir, err := os.MkdirTemp("", "hmc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testbed.ShortTempDir(t) // the frontends bind unix sockets here
 	for name, spec := range map[string]testbed.CertSpec{
 		"a": {CommonName: "a.example.org", DNSNames: []string{"a.example.org", "www.a.example.org"}, NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(30 * 24 * time.Hour)},
 		"b": {CommonName: "b.example.org", DNSNames: []string{"b.example.org"}, NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(10 * 24 * time.Hour)},

@@ -28,11 +28,7 @@ func TestOCSPUpdatesAsHAProxyRunsThem(t *testing.T) {
 	defer cancel()
 	pki := testbed.NewPKI(t)
 	resp := testbed.NewOCSPResponder(t, pki)
-	dir, err := os.MkdirTemp("", "hmo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testbed.ShortTempDir(t) // the frontends bind unix sockets here
 	path := filepath.Join(dir, "o.pem")
 	cert, err := pki.WriteServedCert(path, testbed.CertSpec{CommonName: "o.example.org", DNSNames: []string{"o.example.org"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour), OCSPServer: resp.URL})
