@@ -93,10 +93,11 @@ func TestEveryModeWritesOnlyShowCommands(t *testing.T) {
 }
 
 // readOnly tells whether cmd is one of the show commands the input asks:
-// the statistics, stick tables, certificates and their OCSP updates.
+// the statistics, stick tables, certificates and their OCSP updates,
+// resolvers, peers.
 func readOnly(cmd string) bool {
 	switch cmd {
-	case "show info", "show table", "show ssl cert", "show ssl sni", "show ssl ocsp-updates":
+	case "show info", "show table", "show ssl cert", "show ssl sni", "show ssl ocsp-updates", "show resolvers", "show peers":
 		return true
 	}
 	file, isCert := strings.CutPrefix(cmd, "show ssl cert ")

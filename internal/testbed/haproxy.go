@@ -27,6 +27,7 @@ type HAProxyOptions struct {
 	Backends, ServersPerBackend int
 	Checks                      bool   // health checks on generated servers (inter 2s)
 	Extra                       string // raw config appended after the generated sections
+	Global                      string // lines added to the global section ("localpeer pa")
 	// MasterWorker starts `haproxy -W -S MasterSocket -f CFG`: a master
 	// process with its master CLI, and workers (see haproxy_master.go).
 	MasterWorker bool

@@ -25,7 +25,7 @@ func (h *HAProxy) config(opts HAProxyOptions) (string, error) {
 	stats socket %s mode 666 level user
 	stats socket ipv4@%s level admin
 	stats timeout 10s
-
+%s
 defaults
 	mode http
 	timeout connect 1s
@@ -44,7 +44,7 @@ listen stats_auth
 	stats uri /stats
 	stats auth admin:secret
 
-`, filepath.Join(h.Dir, "haproxy.pid"), h.AdminSocket, h.UserSocket, h.TCPAddr, ports[1], ports[2])
+`, filepath.Join(h.Dir, "haproxy.pid"), h.AdminSocket, h.UserSocket, h.TCPAddr, globalLines(opts.Global), ports[1], ports[2])
 
 	if opts.Backends == 0 {
 		h.FrontendAddr = fmt.Sprintf("127.0.0.1:%d", ports[3])
@@ -118,3 +118,14 @@ func GeneratedBackend(i int) string { return fmt.Sprintf("be_%04d", i) }
 // GeneratedServer is the name of the j-th server of a generated proxy,
 // counting from 1: "srv_01".
 func GeneratedServer(j int) string { return fmt.Sprintf("srv_%02d", j) }
+
+// globalLines indents lines for the global section.
+func globalLines(lines string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(lines), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			b.WriteString("\t" + l + "\n")
+		}
+	}
+	return b.String()
+}

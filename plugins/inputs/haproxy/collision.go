@@ -35,7 +35,7 @@ var seriesKeyTags = contract.PathTags()
 
 // maxSeriesKeyTags bounds seriesKeyTags, so that a key is two arrays and
 // no allocation (a test checks the templates stay within it).
-const maxSeriesKeyTags = 8
+const maxSeriesKeyTags = 12
 
 // keyTags is seriesKeyTags within that bound.
 var keyTags = seriesKeyTags[:min(len(seriesKeyTags), maxSeriesKeyTags)]

@@ -223,7 +223,7 @@ func TestSeriesKeySet(t *testing.T) {
 // TestSeriesKeyTagsAreTheOutputsTemplates: the check keys series by what
 // the output's default templates put in a path.
 func TestSeriesKeyTagsAreTheOutputsTemplates(t *testing.T) {
-	want := []string{"process_num", "worker", "proxy", "pxname", "sv", "svname", "table", "file"}
+	want := []string{"process_num", "worker", "proxy", "pxname", "sv", "svname", "table", "file", "resolvers", "nameserver", "peers", "peer"}
 	if !slices.Equal(seriesKeyTags, want) {
 		t.Errorf("seriesKeyTags = %q, want %q", seriesKeyTags, want)
 	}

@@ -91,9 +91,19 @@ var (
 var showOCSPUpdates = &command{text: "show ssl ocsp-updates", level: levelAdmin, since: haproxyRelease{2, 8},
 	measurement: "haproxy_ocsp", gives: "haproxy_ocsp metrics", read: (*serverGather).readOCSPUpdates}
 
+// showResolvers reads the DNS resolution of service discovery
+// (resolvers.go).
+var showResolvers = &command{text: "show resolvers", level: levelUser, since: haproxyRelease{1, 8},
+	measurement: "haproxy_resolver", gives: "haproxy_resolver metrics", read: (*serverGather).readResolvers}
+
+// showPeers reads the replication of stick tables between peers
+// (peers.go).
+var showPeers = &command{text: "show peers", level: levelUser, since: haproxyRelease{2, 0},
+	measurement: "haproxy_peer", gives: "haproxy_peer metrics", read: (*serverGather).readPeers}
+
 // optionalCommands are the optional commands, in the order they are
 // asked after show info and show stat.
-var optionalCommands = []*command{showTable, showSSLCert, showSSLSNI, showOCSPUpdates}
+var optionalCommands = []*command{showTable, showSSLCert, showSSLSNI, showOCSPUpdates, showResolvers, showPeers}
 
 // OptionalMeasurements are the measurements of the optional commands,
 // the values of the optional_measurements option.

@@ -65,9 +65,9 @@ func FuzzParseInfo(f *testing.F) {
 	})
 }
 
-// FuzzParseCerts reads any answer as the certificate commands' (see
+// FuzzParseOptional reads any answer as the optional commands' (see
 // readCertAnswer): the recordings of each release are its seeds.
-func FuzzParseCerts(f *testing.F) {
+func FuzzParseOptional(f *testing.F) {
 	addSeeds(f)
 	h := &HAProxy{Servers: []string{testSocketTag}, Log: logger.New(logger.NewSink(io.Discard, telegraf.Error), "inputs.haproxy")}
 	if err := h.Init(); err != nil {
@@ -77,7 +77,7 @@ func FuzzParseCerts(f *testing.F) {
 		acc := &shim.Accumulator{}
 		g := &serverGather{h: h, ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(0, 0)}
 		lr := newLineReader(bytes.NewReader(data))
-		for _, c := range []*command{showSSLCert, showSSLSNI, showOCSPUpdates} {
+		for _, c := range []*command{showSSLCert, showSSLSNI, showOCSPUpdates, showResolvers, showPeers, showTable} {
 			_ = g.readOptional(c, lr, "1") // any error is fine, a panic is not
 		}
 		_ = g.readCertDetails(lr, g.certs.files)

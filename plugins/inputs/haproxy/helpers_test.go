@@ -128,3 +128,15 @@ func describeMetric(m telegraf.Metric) string {
 	s, _ := m.GetTag("sv")
 	return m.Name() + "/" + p + "/" + s
 }
+
+// lineOptional is what the line asks after show stat: the optional
+// commands asked on it, each after a ";".
+func lineOptional() string {
+	var b strings.Builder
+	for _, c := range optionalCommands {
+		if c.place == onLine {
+			b.WriteString(";" + c.text)
+		}
+	}
+	return b.String()
+}
