@@ -21,14 +21,19 @@ import (
 	_ "github.com/hap-monitor/hap-monitor/plugins/outputs/graphite_statsd"
 )
 
-// keepSink is a Graphite receiver that keeps what it reads.
+// keepSink is a Graphite receiver that keeps what it reads, each
+// connection's bytes in the order the connections came.
 type keepSink struct {
-	ln   net.Listener
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	open int // connections accepted and not yet kept
-	wg   sync.WaitGroup
+	ln      net.Listener
+	mu      sync.Mutex
+	conns   [][]byte // by order of acceptance
+	open    int      // connections accepted and not yet read to their end
+	markers int      // marker connections read (see take)
+	wg      sync.WaitGroup
 }
+
+// sinkMarker is what take's own connection sends.
+const sinkMarker = "take marker\n"
 
 func newKeepSink(t *testing.T) *keepSink {
 	t.Helper()
@@ -45,13 +50,19 @@ func newKeepSink(t *testing.T) *keepSink {
 				return
 			}
 			s.mu.Lock()
+			i := len(s.conns)
+			s.conns = append(s.conns, nil)
 			s.open++
 			s.mu.Unlock()
 			s.wg.Go(func() {
 				defer c.Close()
 				b, _ := io.ReadAll(c)
 				s.mu.Lock()
-				s.buf.Write(b)
+				if string(b) == sinkMarker {
+					s.markers++
+				} else {
+					s.conns[i] = b
+				}
 				s.open--
 				s.mu.Unlock()
 			})
@@ -60,19 +71,32 @@ func newKeepSink(t *testing.T) *keepSink {
 	return s
 }
 
-// take returns what the connections sent since the last take, once every
-// one of them has been read to its end.
+// take returns what the connections sent since the last take, in the
+// order they came, once every one of them has been read to its end. A
+// connection of its own goes last (the kernel hands connections over in
+// the order they came): once it is read, every one before it has been
+// accepted, however late the accepting goroutine ran.
 func (s *keepSink) take() string {
 	s.mu.Lock()
+	want := s.markers + 1
+	s.mu.Unlock()
+	if c, err := net.Dial("tcp", s.ln.Addr().String()); err == nil {
+		_, _ = io.WriteString(c, sinkMarker)
+		_ = c.Close()
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	for end := time.Now().Add(time.Minute); s.open > 0 && time.Now().Before(end); {
+	for end := time.Now().Add(time.Minute); (s.open > 0 || s.markers < want) && time.Now().Before(end); {
 		s.mu.Unlock()
 		time.Sleep(time.Millisecond)
 		s.mu.Lock()
 	}
-	out := s.buf.String()
-	s.buf.Reset()
-	return out
+	var out bytes.Buffer
+	for _, b := range s.conns {
+		out.Write(b)
+	}
+	s.conns = nil
+	return out.String()
 }
 
 var timestamps = regexp.MustCompile(`(?m) \d{10,19}$`)
