@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +61,8 @@ type sizeResult struct {
 	Idle float64
 	// Checks tells whether the servers had health checks.
 	Checks bool
+	// Discovery tells that HAProxy had a peers and a resolvers section.
+	Discovery bool
 }
 
 // Case names the report and the targets refer to.
@@ -69,8 +72,8 @@ const (
 	caseExecd        = "hap-monitor execd input, per gather"
 	caseOnce         = "hap-monitor -once, every field"
 	caseExclude      = "hap-monitor -once, fieldexclude"
-	caseNoCertsOnce  = "hap-monitor -once, no certificates"
-	caseNoCertsExecd = "hap-monitor execd input, no certificates, per gather"
+	caseNoCertsOnce  = "hap-monitor -once, stick tables only"
+	caseNoCertsExecd = "hap-monitor execd input, stick tables only, per gather"
 	caseOriginal     = "hap-monitor, original's command line"
 	caseBaseOnce     = "baseline -once, every field"
 	caseBaseOriginal = "baseline, original's command line"
@@ -90,8 +93,17 @@ func measureSize(ctx context.Context, bins binaries, sz size, opts options, chec
 	if err != nil {
 		return nil, err
 	}
+	global := ""
+	if opts.discovery {
+		sections, err := discoverySections()
+		if err != nil {
+			return nil, err
+		}
+		extra += sections
+		global = "localpeer pa"
+	}
 	h, err := testbed.StartHAProxy(ctx, testbed.HAProxyOptions{Backends: sz.Backends, ServersPerBackend: sz.Servers, Checks: checks,
-		Binary: bins.HAProxy, Extra: extra})
+		Binary: bins.HAProxy, Extra: extra, Global: global})
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +118,7 @@ func measureSize(ctx context.Context, bins binaries, sz size, opts options, chec
 	if err != nil {
 		return nil, err
 	}
-	res := &sizeResult{Size: sz, Cases: cases, Samples: map[string][]sample{}, Checks: checks}
+	res := &sizeResult{Size: sz, Cases: cases, Samples: map[string][]sample{}, Checks: checks, Discovery: opts.discovery}
 	if res.Idle, err = idleCPU(ctx, h.PID, 3*time.Second); err != nil {
 		return nil, err
 	}
@@ -159,6 +171,34 @@ func certFrontend(dir string, n int) (string, error) {
 		}
 	}
 	return fmt.Sprintf("frontend fe_certs\n\tbind unix@%s ssl crt %s\n", filepath.Join(dir, "tls.sock"), certs), nil
+}
+
+// discoverySections is a peers section (this HAProxy, pa, and a peer pb
+// nobody runs) with a shared table, and a resolvers section whose
+// nameserver does not answer, behind a server-template backend: what
+// show peers and show resolvers then say is what a gather reads.
+func discoverySections() (string, error) {
+	var ports [3]int
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	return fmt.Sprintf(`peers mypeers
+	peer pa 127.0.0.1:%d
+	peer pb 127.0.0.1:%d
+	table t1 type ip size 1k expire 10m store gpc0
+
+resolvers dns
+	nameserver ns1 127.0.0.1:%d
+	hold valid 1s
+
+backend be_dns
+	server-template srv 2 app.test:8080 resolvers dns init-addr none
+`, ports[0], ports[1], ports[2]), nil
 }
 
 func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProxy, sink *lineSink, execdGathers int, opts options) ([]benchCase, error) {
@@ -242,7 +282,7 @@ func makeCases(ctx context.Context, dir string, bins binaries, h *testbed.HAProx
 	if len(exclude) > 0 {
 		cases = append(cases, benchCase{Name: caseExclude, Kind: "exclude", Run: onceWith(bins.HapMonitor, "exclude.toml")})
 	}
-	if opts.certs > 0 {
+	if opts.certs > 0 || opts.discovery {
 		cases = append(cases, benchCase{Name: caseNoCertsOnce, Kind: "nocerts", Run: onceWith(bins.HapMonitor, "pipeline-nocerts.toml")})
 		if execdGathers > 0 {
 			warm := runCommand(ctx, true, bins.HapMonitor, "-config", path("input-nocerts.toml"), "-test")
@@ -492,15 +532,22 @@ func (r *sizeResult) printTargets(w io.Writer) {
 				p[0], dur(v), dur(b), v/b, dur(vc), dur(bc), vc/bc, vr/1e6, br/1e6)
 		}
 	}
+	// The optional commands' cost: within 1.3x (-once) and 1.15x (execd)
+	// for certificates, 1.05x for peers and resolvers.
+	onceLimit, execdLimit, what := 1.3, 1.15, "the certificates"
+	if r.Discovery {
+		onceLimit, execdLimit, what = 1.05, 1.05, "peers and resolvers"
+	}
 	if r.has(caseOnce) && r.has(caseNoCertsOnce) {
 		v, vn := r.median(caseOnce, wallOf), r.median(caseNoCertsOnce, wallOf)
-		fmt.Fprintf(w, "- -once reading the certificates within 1.3x one without: wall %s vs %s (%.2fx), %s\n",
-			dur(v), dur(vn), v/vn, verdict(v/vn <= 1.3))
+		c, cn := r.median(caseOnce, cpuOf), r.median(caseNoCertsOnce, cpuOf)
+		fmt.Fprintf(w, "- -once reading %s within %.2fx one without: wall %s vs %s (%.2fx), %s; CPU %s vs %s (%.2fx)\n",
+			what, onceLimit, dur(v), dur(vn), v/vn, verdict(v/vn <= onceLimit), dur(c), dur(cn), c/cn)
 	}
 	if r.has(caseExecd) && r.has(caseNoCertsExecd) {
 		c, cn := r.median(caseExecd, cpuOf), r.median(caseNoCertsExecd, cpuOf)
-		fmt.Fprintf(w, "- execd input CPU per gather reading the certificates within 1.15x without: %s vs %s (%.2fx), %s\n",
-			dur(c), dur(cn), c/cn, verdict(c/cn <= 1.15))
+		fmt.Fprintf(w, "- execd input CPU per gather reading %s within %.2fx without: %s vs %s (%.2fx), %s\n",
+			what, execdLimit, dur(c), dur(cn), c/cn, verdict(c/cn <= execdLimit))
 	}
 	if r.has(caseOnce) && r.has(caseExclude) {
 		l, le := r.median(caseOnce, linesOf), r.median(caseExclude, linesOf)

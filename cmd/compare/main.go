@@ -13,7 +13,8 @@
 // path; the system's by default. -fieldexclude adds a -once case whose
 // input leaves those fields out, to measure what they cost. -certs N
 // serves N certificates and adds -once and execd input cases that do not
-// read them.
+// read them; -discovery does the same with a peers and a resolvers
+// section.
 package main
 
 import (
@@ -40,12 +41,13 @@ func main() {
 	haproxy := flag.String("haproxy", "", "the HAProxy to measure: a `release` (2.2, 2.6, 3.0, 3.2, 3.4, fetched from Debian's suites on first use) or an haproxy binary's path; the system's when empty")
 	fieldExclude := flag.String("fieldexclude", "", "also run -once with the input's fieldexclude set to these comma-separated `globs` (\"quic_*,h3*\")")
 	certs := flag.Int("certs", 0, "serve this many certificates on a TLS frontend, and also run -once and the execd input without reading them (optional_measurements without haproxy_cert)")
+	discovery := flag.Bool("discovery", false, "give HAProxy a peers section and a resolvers section, and also run -once and the execd input without reading them")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := options{runs: *runs, execdGathers: *execdGathers, withTelegraf: !*skipTelegraf, baseline: *baseline,
-		checks: *checks, haproxy: *haproxy, certs: *certs}
+		checks: *checks, haproxy: *haproxy, certs: *certs, discovery: *discovery}
 	if *fieldExclude != "" {
 		opts.fieldExclude = strings.Split(*fieldExclude, ",")
 	}
@@ -101,6 +103,7 @@ type options struct {
 	haproxy            string   // as -haproxy gives it
 	fieldExclude       []string // -fieldexclude's globs
 	certs              int      // -certs
+	discovery          bool     // -discovery
 }
 
 func run(ctx context.Context, sizeList string, opts options) error {

@@ -77,7 +77,7 @@ const (
 	withDetails
 )
 
-// The optional commands, each a row: reader in a file of its own.
+// The optional commands, each a row, its reader in a file of its own.
 var (
 	showTable = &command{text: "show table", level: levelUser, since: haproxyRelease{1, 5},
 		measurement: "haproxy_table", gives: "haproxy_table metrics", read: (*serverGather).readTables}
@@ -85,21 +85,13 @@ var (
 		measurement: "haproxy_cert", gives: "haproxy_cert metrics", read: (*serverGather).readCertList, place: onOwn}
 	showSSLSNI = &command{text: "show ssl sni", level: levelUser, since: haproxyRelease{3, 2},
 		measurement: "haproxy_cert", gives: "frontends tag on haproxy_cert", read: (*serverGather).readSNI, requires: showSSLCert, place: withDetails}
+	showOCSPUpdates = &command{text: "show ssl ocsp-updates", level: levelAdmin, since: haproxyRelease{2, 8},
+		measurement: "haproxy_ocsp", gives: "haproxy_ocsp metrics", read: (*serverGather).readOCSPUpdates}
+	showResolvers = &command{text: "show resolvers", level: levelUser, since: haproxyRelease{1, 8},
+		measurement: "haproxy_resolver", gives: "haproxy_resolver metrics", read: (*serverGather).readResolvers}
+	showPeers = &command{text: "show peers", level: levelUser, since: haproxyRelease{2, 0},
+		measurement: "haproxy_peer", gives: "haproxy_peer metrics", read: (*serverGather).readPeers}
 )
-
-// showOCSPUpdates reads HAProxy's own OCSP updates (ocsp.go).
-var showOCSPUpdates = &command{text: "show ssl ocsp-updates", level: levelAdmin, since: haproxyRelease{2, 8},
-	measurement: "haproxy_ocsp", gives: "haproxy_ocsp metrics", read: (*serverGather).readOCSPUpdates}
-
-// showResolvers reads the DNS resolution of service discovery
-// (resolvers.go).
-var showResolvers = &command{text: "show resolvers", level: levelUser, since: haproxyRelease{1, 8},
-	measurement: "haproxy_resolver", gives: "haproxy_resolver metrics", read: (*serverGather).readResolvers}
-
-// showPeers reads the replication of stick tables between peers
-// (peers.go).
-var showPeers = &command{text: "show peers", level: levelUser, since: haproxyRelease{2, 0},
-	measurement: "haproxy_peer", gives: "haproxy_peer metrics", read: (*serverGather).readPeers}
 
 // optionalCommands are the optional commands, in the order they are
 // asked after show info and show stat.

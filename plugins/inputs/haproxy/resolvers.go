@@ -22,7 +22,10 @@ import (
 // Each nameserver gives one haproxy_resolver metric, tags resolvers and
 // nameserver, every counter an int64 field under HAProxy's name (sent,
 // snd_error, valid, update, cname, cname_error, any_err, nx, timeout,
-// refused, other, invalid, too_big, truncated, outdated on 2.2 to 3.4).
+// refused, other, invalid, too_big, truncated, outdated on 2.2 to 3.4),
+// once it has counted something: HAProxy 2.6 and later make a section
+// "default" from /etc/resolv.conf that nothing may use, which would
+// otherwise add its fifteen zeros to every gather of every socket.
 
 // maxResolverLines bounds the lines of one "show resolvers" answer.
 const maxResolverLines = 100000
@@ -33,11 +36,12 @@ func (g *serverGather) readResolvers(lr *lineReader, processNum string) error {
 	bad := badRows{noun: "bad lines"}
 	var section string
 	var cur telegraf.Metric // the nameserver being read
+	asked := false          // whether it counted anything
 	flush := func() {
-		if cur != nil && len(cur.FieldList()) > 0 {
+		if cur != nil && asked && len(cur.FieldList()) > 0 {
 			g.acc.AddMetric(cur)
 		}
-		cur = nil
+		cur, asked = nil, false
 	}
 	err := readAnswerLines(lr, maxResolverLines, func(n int, line []byte) {
 		switch {
@@ -66,6 +70,7 @@ func (g *serverGather) readResolvers(lr *lineReader, processNum string) error {
 				bad.add(fmt.Errorf("line %d left out: not a counter: %q", n, clip(line, 200)))
 				return
 			}
+			asked = asked || v != 0
 			if g.h.fields == nil || g.h.fields.Match(string(key)) {
 				cur.AddField(string(key), v)
 			}

@@ -13,9 +13,9 @@ import (
 var resolverCounters = []string{"sent", "snd_error", "valid", "update", "cname", "cname_error", "any_err", "nx",
 	"timeout", "refused", "other", "invalid", "too_big", "truncated", "outdated"}
 
-// TestResolverRecordings reads each release's show resolvers: one
-// haproxy_resolver per nameserver, every counter an int64, the test's
-// nameserver with the valid answer and NXDOMAINs it had.
+// TestResolverRecordings reads each release's show resolvers: a
+// haproxy_resolver for the nameserver that was asked something, every
+// counter an int64, with the valid answers it had.
 func TestResolverRecordings(t *testing.T) {
 	for _, f := range releaseFacts {
 		t.Run(f.version, func(t *testing.T) {
@@ -26,9 +26,11 @@ func TestResolverRecordings(t *testing.T) {
 				t.Fatal(err)
 			}
 			ms, _ := acc.Drain()
+			// ns1, the test's; not the default section's nameserver, which
+			// 2.6 and later make from /etc/resolv.conf and nothing asked.
 			ns1 := find(ms, "haproxy_resolver", map[string]string{"resolvers": "dns", "nameserver": "ns1", "process_num": "1"})
-			if ns1 == nil || len(ms) != strings.Count(answer, " nameserver ") {
-				t.Fatalf("%d metrics, ns1 %v; want one per nameserver", len(ms), ns1)
+			if ns1 == nil || len(ms) != 1 {
+				t.Fatalf("%d metrics, ns1 %v; want ns1's alone", len(ms), ns1)
 			}
 			for _, m := range ms {
 				var names []string
