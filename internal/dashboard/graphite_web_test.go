@@ -58,6 +58,26 @@ func certFrontend(t *testing.T) string {
 // certPaths are certDays' files' paths, as certFrontend made them.
 var certPaths = map[string]string{}
 
+// pairSections is the HA pair's peers section (pa's and pb's addresses
+// to fill in), with a shared table.
+const pairSections = `peers mypeers
+	peer pa %s
+	peer pb %s
+	table t1 type ip size 1k expire 10m store gpc0
+
+`
+
+// discovery is a resolvers section (its nameserver to fill in) and a
+// server-template backend that uses it.
+const discovery = `resolvers dns
+	nameserver ns1 %s
+	hold valid 1s
+
+backend be_dns
+	server-template srv 2 app.test:8080 resolvers dns init-addr none
+
+`
+
 // stickTable is a backend with a stick table the test puts one entry in.
 const stickTable = `backend sticky
 	stick-table type ip size 100 expire 10m store gpc0
@@ -76,7 +96,14 @@ func TestQueriesAgainstGraphiteWeb(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+2**traffic)
 	defer cancel()
 
-	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Extra: stickTable + certFrontend(t)})
+	// An HA pair (this HAProxy, pa, and a second one, pb) and a backend
+	// found through DNS.
+	dns := testbed.NewDNS(t, map[string]string{"app.test": "127.0.0.1"})
+	pa, pb := testbed.ClosedAddr(t), testbed.ClosedAddr(t)
+	pair := fmt.Sprintf(pairSections, pa, pb)
+	h := testbed.NewHAProxy(t, testbed.HAProxyOptions{MasterWorker: true, Global: "localpeer pa",
+		Extra: stickTable + certFrontend(t) + pair + fmt.Sprintf(discovery, dns.Addr)})
+	testbed.NewHAProxy(t, testbed.HAProxyOptions{Global: "localpeer pb", Extra: pair})
 	c := testbed.NewCarbon(t)
 	g := testbed.NewGraphiteWeb(t, c)
 	sd := testbed.NewStatsd(t, c.TCPAddr)
@@ -127,7 +154,7 @@ func TestQueriesAgainstGraphiteWeb(t *testing.T) {
 			// hrsp_*, req_rate, rate, qtime, ctime, rtime, ttime, Idle_pct;
 			// one socket, no master.
 			without: []string{"Bytes per second", "Servers by state", "Connections", "Failed reloads", "Reloads", "Workers and old workers", "Stick tables, % full", "Stick table entries",
-				"Certificates expiring within 14 days", "Days left per certificate"}},
+				"Certificates expiring within 14 days", "Days left per certificate", "Peers connected", "Replication backlog", "DNS answers and errors per second"}},
 		{name: "statsd", prefix: testbed.StatsdStatsPrefix + DefaultPrefix, responses: "http_response.", host: host, server: "web_3",
 			without: []string{"Failed reloads", "Reloads", "Workers and old workers"}}, // a stats socket, not the master CLI
 	} {
@@ -445,8 +472,8 @@ func checkOptions(t *testing.T, r resolved, host, web3 string) {
 		"host":     {host},
 		"process":  {"1"},
 		"frontend": {"db_tcp-1", "fe_tls", "stats", "stats_auth", "www_example-fe"},
-		"backend":  {"app_v1", "db_tcp-1", "stats", "stats_auth", "sticky"},
-		"server":   {"pg_1", "web-1", "web-2", "web-4", "web-5", web3},
+		"backend":  {"app_v1", "be_dns", "db_tcp-1", "stats", "stats_auth", "sticky"},
+		"server":   {"pg_1", "srv1", "srv2", "web-1", "web-2", "web-4", "web-5", web3},
 	}
 	for name, w := range want {
 		got := r.options[name]
@@ -564,6 +591,17 @@ func checkNumbers(t *testing.T, results map[string][]answer, s sent, host string
 			if v, ok := last("Days left per certificate", host+"."+file); !ok || math.Abs(v-float64(days)) > 0.1 {
 				t.Errorf("Days left per certificate of %s = %v (%v), want %d; series %q", name, v, ok, days, names("Days left per certificate"))
 			}
+		}
+	}
+	if certs { // and the pair and the resolvers: read by the same ways
+		if v, ok := last("Peers connected", host+".mypeers.pb"); !ok || v != 1 {
+			t.Errorf("Peers connected of pb = %v (%v), want 1; series %q", v, ok, names("Peers connected"))
+		}
+		if v, ok := last("Replication backlog", host+".mypeers.pb"); !ok || v != 0 {
+			t.Errorf("Replication backlog to pb = %v (%v), want 0", v, ok)
+		}
+		if v := maxOf(results["DNS answers and errors per second"], host+".dns.ns1.valid"); !(v > 0) {
+			t.Errorf("DNS answers: valid per second at most %v, want some; series %q", v, names("DNS answers and errors per second"))
 		}
 	}
 	if !master {

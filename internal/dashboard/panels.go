@@ -179,6 +179,17 @@ var Rows = []Row{
 			Description: "Entries used in each table (haproxy_table used).",
 			Targets:     []string{"aliasByNode(" + rows + ".haproxy_table.*.used, -5, -2)"}},
 	}},
+	{Title: "HA pair and discovery", Panels: []Panel{
+		{Title: "Peers connected", Kind: TimeSeries, Unit: "short", Width: 8, Min: num(0), Max: num(1),
+			Description: "1 while the session to each remote peer of each peers section is established (haproxy_peer connected): 0, the pair no longer replicates its stick tables.",
+			Targets:     []string{"aliasByNode(" + peers + ".connected, -6, -3, -2)"}},
+		{Title: "Replication backlog", Kind: TimeSeries, Unit: "short", Width: 8, Min: num(0),
+			Description: "Updates of the shared stick tables made here and not yet pushed to each peer (haproxy_peer backlog): growing, the peer is behind.",
+			Targets:     []string{"aliasByNode(" + peers + ".backlog, -6, -3, -2)"}},
+		{Title: "DNS answers and errors per second", Kind: TimeSeries, Unit: "short", Width: 8,
+			Description: "Per nameserver of each resolvers section (haproxy_resolver): queries sent, valid answers, and each kind of error per second. Sent growing with no answer: the nameserver does not answer.",
+			Targets:     []string{"aliasByNode(perSecond(" + resolvers + ".{sent,valid,nx,timeout,refused,other,invalid,snd_error}), -6, -3, -2, -1)"}},
+	}},
 	{Title: "Certificates", Panels: []Panel{
 		{Title: "Certificates expiring within 14 days", Kind: Stat, Unit: "short", Width: 6, Alert: num(1),
 			Description: "Certificates HAProxy serves (haproxy_cert, from its memory) whose notAfter is less than 14 days away, expired ones included.",
@@ -188,6 +199,13 @@ var Rows = []Row{
 			Targets:     []string{"aliasByNode(sortByMinima(scale(" + certs + ".expiry, " + perDay + ")), -5, -2)"}},
 	}},
 }
+
+// peers is each peer of each peers section's path of haproxy_peer;
+// resolvers each nameserver's of haproxy_resolver.
+const (
+	peers     = rows + ".haproxy_peer.*.*"
+	resolvers = rows + ".haproxy_resolver.*.*"
+)
 
 // certs is each certificate file's path of haproxy_cert.
 const certs = rows + ".haproxy_cert.*"

@@ -26,7 +26,8 @@ import (
 //	              table:0x... id=mypeers/t1 update=1 localupdate=1 commitupdate=1 refcnt=1
 //
 // Each peer gives one haproxy_peer metric: connected (1 while its session
-// is established: state=EST), the counters the release gives, the seconds
+// is established: state=EST; remote peers only, as backlog), the counters
+// the release gives, the seconds
 // since the last handshake, app_state and learn_state (3.0+), and backlog:
 // the updates made locally that have not been pushed to it, over its
 // shared tables (localupdate - last_pushed, as HAProxy's 32-bit counters
@@ -142,11 +143,15 @@ func (p *peerState) metric(g *serverGather, processNum, section string) telegraf
 			m.AddField(name, v)
 		}
 	}
-	connected := int64(0)
-	if p.connected {
-		connected = 1
+	// The local peer is this HAProxy: no session to it, nothing pushed.
+	remote := p.role != "local"
+	if remote {
+		connected := int64(0)
+		if p.connected {
+			connected = 1
+		}
+		add("connected", connected)
 	}
-	add("connected", connected)
 	for _, c := range peerCounters {
 		if v, ok := parseInt([]byte(p.kv[c])); ok {
 			add(c, v)
@@ -155,7 +160,7 @@ func (p *peerState) metric(g *serverGather, processNum, section string) telegraf
 	if d, ok := parseHAProxyDuration(p.kv["last_hdshk"]); ok {
 		add("last_handshake", int64(d.Seconds()))
 	}
-	if p.hasBacklog {
+	if remote && p.hasBacklog {
 		add("backlog", p.backlog)
 	}
 	for _, s := range []string{"app_state", "learn_state", "last_status"} {

@@ -35,8 +35,8 @@ func TestPeerRecordings(t *testing.T) {
 					t.Errorf("pb %s = %v, want %v", k, v, want)
 				}
 			}
-			if v, _ := pa.GetField("connected"); v != int64(0) {
-				t.Errorf("pa (local) connected = %v, want 0", v)
+			if v, ok := pa.GetField("connected"); ok {
+				t.Errorf("pa (local, this HAProxy) connected = %v, want none", v)
 			}
 			_, hasHandshake := pb.GetField("last_handshake")
 			_, hasState := pb.GetField("app_state")
