@@ -479,10 +479,16 @@ type certCache struct {
 }
 
 type socketCerts struct {
-	pid   int64 // the process that answered
-	files map[string]cachedCert
-	binds map[string][]string // show ssl sni's, when last asked
+	pid    int64 // the process that answered
+	files  map[string]cachedCert
+	binds  map[string][]string // show ssl sni's, when last asked
+	stored time.Time           // the gather that stored it
 }
+
+// certCacheIdle is how long a socket's certificates are kept without a
+// gather storing them: a worker gone after a reload, a socket no longer
+// matched by a glob.
+const certCacheIdle = time.Hour
 
 type cachedCert struct {
 	details certDetails
@@ -531,7 +537,12 @@ func (cc *certCache) store(name string, pid int64, files []string, fresh map[str
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	old := cc.sockets[name]
-	s := &socketCerts{pid: pid, files: make(map[string]cachedCert, len(files)), binds: binds}
+	for other, o := range cc.sockets {
+		if now.Sub(o.stored) > certCacheIdle {
+			delete(cc.sockets, other)
+		}
+	}
+	s := &socketCerts{pid: pid, files: make(map[string]cachedCert, len(files)), binds: binds, stored: now}
 	same := old != nil && old.pid == pid
 	if binds == nil && same {
 		s.binds = old.binds

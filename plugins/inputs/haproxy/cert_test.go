@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -362,4 +363,18 @@ func BenchmarkCerts(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/cert")
+}
+
+// TestCertCacheForgetsIdleSockets: a socket no gather stored for an hour
+// (a worker gone after a reload) is forgotten.
+func TestCertCacheForgetsIdleSockets(t *testing.T) {
+	cc := newCertCache()
+	t0 := time.Unix(1790000000, 0)
+	c := map[string]certDetails{"/a.pem": {file: "/a.pem"}}
+	cc.store("master:/m.sock, worker pid 1 (old1)", 1, []string{"/a.pem"}, c, nil, t0)
+	cc.store("/admin.sock", 2, []string{"/a.pem"}, c, nil, t0.Add(30*time.Minute))
+	cc.store("/admin.sock", 2, []string{"/a.pem"}, c, nil, t0.Add(61*time.Minute))
+	if _, ok := cc.sockets["master:/m.sock, worker pid 1 (old1)"]; ok || len(cc.sockets) != 1 {
+		t.Errorf("sockets kept: %v, want the admin socket's alone", slices.Collect(maps.Keys(cc.sockets)))
+	}
 }
