@@ -3,7 +3,6 @@ package haproxy
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -58,29 +57,12 @@ func TestOCSPUpdatesAsHAProxyRunsThem(t *testing.T) {
 	var logs testbed.SyncBuffer
 	h := newPlugin(t, &HAProxy{Servers: []string{hp.AdminSocket}, Log: logger.New(logger.NewSink(&logs, telegraf.Debug), "inputs.haproxy")})
 
-	// ocsp gathers until cond holds of the haproxy_ocsp metric, or fails.
 	ocsp := func(what string, cond func(f map[string]any) bool) map[string]any {
 		t.Helper()
-		var last map[string]any
-		for ctx.Err() == nil {
-			ms, errs := gather(t, h)
-			if len(errs) > 0 {
-				t.Fatalf("errors: %v", errs)
-			}
-			m := find(ms, "haproxy_ocsp", map[string]string{"file": path})
-			if m != nil {
-				last = m.Fields()
-				if cond(last) {
-					return last
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		t.Fatalf("%s: haproxy_ocsp never said so; last %v; log:\n%s", what, last, logs.String())
-		return nil
+		return waitFields(ctx, t, h, "haproxy_ocsp", map[string]string{"file": path}, what, cond)
 	}
 	if !updates {
-		recordOCSP(ctx, t, hp)
+		recordAnswer(ctx, t, hp, "show ssl ocsp-updates", ocspSuffix, firstLine)
 		ms, errs := gather(t, h)
 		if len(errs) > 0 || find(ms, "haproxy_ocsp", nil) != nil {
 			t.Errorf("HAProxy %s: errors %v, haproxy_ocsp %v; want neither", v, errs, find(ms, "haproxy_ocsp", nil))
@@ -88,7 +70,7 @@ func TestOCSPUpdatesAsHAProxyRunsThem(t *testing.T) {
 		return
 	}
 	ok := ocsp("the first update", func(f map[string]any) bool { return f["successes"] == int64(1) })
-	recordOCSP(ctx, t, hp)
+	recordAnswer(ctx, t, hp, "show ssl ocsp-updates", ocspSuffix, firstLine)
 	if ok["failures"] != int64(0) || ok["last_update_status"] != int64(1) || ok["status"] != "Update successful" {
 		t.Errorf("after a successful update: %v", ok)
 	}
@@ -125,27 +107,3 @@ func TestOCSPUpdatesAsHAProxyRunsThem(t *testing.T) {
 // ocspSuffix names a release's recording of "show ssl ocsp-updates" on
 // the test's certificate after its first update (a usage text before 2.8).
 const ocspSuffix = "-ocsp.txt"
-
-// recordOCSP records hp's answer to show ssl ocsp-updates under -record,
-// and otherwise checks that it has the recording's header, or usage text.
-func recordOCSP(ctx context.Context, t *testing.T, hp *testbed.HAProxy) {
-	t.Helper()
-	out, err := hp.Command(ctx, "show ssl ocsp-updates")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join("testdata", "haproxy-"+recordingVersion(hp.Version)+ocspSuffix)
-	if *record {
-		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("HAProxy %s has no recording of show ssl ocsp-updates: run this test with -record (%v)", hp.Version, err)
-	}
-	if g, w := firstLine(out), firstLine(string(want)); g != w {
-		t.Errorf("HAProxy %s's show ssl ocsp-updates starts %q, its recording %q", hp.Version, g, w)
-	}
-}

@@ -3,8 +3,6 @@ package haproxy
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -41,29 +39,13 @@ backend be_dns
 `, dns.Addr)})
 	h := newPlugin(t, &HAProxy{Servers: []string{hp.UserSocket}})
 	ns := map[string]string{"resolvers": "dns", "nameserver": "ns1"}
-	// until gathers until cond holds of ns1's counters, or fails.
 	until := func(what string, cond func(f map[string]any) bool) map[string]any {
 		t.Helper()
-		var last map[string]any
-		for ctx.Err() == nil {
-			ms, errs := gather(t, h)
-			if len(errs) > 0 {
-				t.Fatalf("errors: %v", errs)
-			}
-			if m := find(ms, "haproxy_resolver", ns); m != nil {
-				last = m.Fields()
-				if cond(last) {
-					return last
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		t.Fatalf("%s: haproxy_resolver of ns1 never said so; last %v", what, last)
-		return nil
+		return waitFields(ctx, t, h, "haproxy_resolver", ns, what, cond)
 	}
 	n := func(f map[string]any, k string) int64 { v, _ := f[k].(int64); return v }
 	first := until("valid answers", func(f map[string]any) bool { return n(f, "valid") >= 1 && n(f, "sent") >= 1 })
-	recordResolvers(ctx, t, hp)
+	recordAnswer(ctx, t, hp, "show resolvers", resolversSuffix, answerShape)
 
 	if err := dns.SetNames(nil); err != nil {
 		t.Fatal(err)
@@ -91,28 +73,4 @@ backend be_dns
 		t.Fatal(err)
 	}
 	until("valid answers again", func(f map[string]any) bool { return n(f, "valid") > n(down, "valid") })
-}
-
-// recordResolvers records hp's answer to show resolvers under -record,
-// and otherwise checks it has the recording's sections and counters.
-func recordResolvers(ctx context.Context, t *testing.T, hp *testbed.HAProxy) {
-	t.Helper()
-	out, err := hp.Command(ctx, "show resolvers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join("testdata", "haproxy-"+recordingVersion(hp.Version)+resolversSuffix)
-	if *record {
-		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("HAProxy %s has no recording of show resolvers: run this test with -record (%v)", hp.Version, err)
-	}
-	if g, w := answerShape(out), answerShape(string(want)); g != w {
-		t.Errorf("HAProxy %s's show resolvers differs from %s in shape:\n%s\nrecorded:\n%s", hp.Version, path, g, w)
-	}
 }
