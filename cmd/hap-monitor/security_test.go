@@ -93,11 +93,11 @@ func TestEveryModeWritesOnlyShowCommands(t *testing.T) {
 }
 
 // readOnly tells whether cmd is one of the show commands the input asks:
-// the statistics, stick tables, certificates and their OCSP updates,
-// resolvers, peers.
+// the statistics, stick tables, certificates, their OCSP updates and
+// ACME renewals (acme status only reads), resolvers, peers.
 func readOnly(cmd string) bool {
 	switch cmd {
-	case "show info", "show table", "show ssl cert", "show ssl sni", "show ssl ocsp-updates", "show resolvers", "show peers":
+	case "show info", "show table", "show ssl cert", "show ssl sni", "show ssl ocsp-updates", "show resolvers", "show peers", "acme status":
 		return true
 	}
 	file, isCert := strings.CutPrefix(cmd, "show ssl cert ")
@@ -106,7 +106,7 @@ func readOnly(cmd string) bool {
 
 // refusedOptional are the lines a socket at level user gives: the
 // optional commands it refuses, each said once.
-var refusedOptional = regexp.MustCompile(`^I! \[inputs\.haproxy\] \S+: show ssl (cert|ocsp-updates) needs a stats socket at level (operator|admin) or above: this one refused it, so no haproxy_(cert|ocsp) metrics \(not asked again\)$`)
+var refusedOptional = regexp.MustCompile(`^I! \[inputs\.haproxy\] \S+: (show ssl cert|show ssl ocsp-updates|acme status) needs a stats socket at level (operator|admin) or above: this one refused it, so no haproxy_(cert|ocsp|acme) metrics \(not asked again\)$`)
 
 // onlyRefusals fails t unless stderr holds nothing but refusedOptional
 // lines.

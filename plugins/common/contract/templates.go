@@ -22,6 +22,7 @@ var DefaultTemplates = []string{
 	"haproxy_table host.process_num.worker.measurement.table.field",
 	"haproxy_cert host.process_num.worker.measurement.file.field",
 	"haproxy_ocsp host.process_num.worker.measurement.file.field",
+	"haproxy_acme host.process_num.worker.measurement.file.field",
 	"haproxy_resolver host.process_num.worker.measurement.resolvers.nameserver.field",
 	"haproxy_peer host.process_num.worker.measurement.peers.peer.field",
 	"haproxy_master host.measurement.field",

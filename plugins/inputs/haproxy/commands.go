@@ -91,11 +91,13 @@ var (
 		measurement: "haproxy_resolver", gives: "haproxy_resolver metrics", read: (*serverGather).readResolvers}
 	showPeers = &command{text: "show peers", level: levelUser, since: haproxyRelease{2, 0},
 		measurement: "haproxy_peer", gives: "haproxy_peer metrics", read: (*serverGather).readPeers}
+	acmeStatus = &command{text: "acme status", level: levelAdmin, since: haproxyRelease{3, 2},
+		measurement: "haproxy_acme", gives: "haproxy_acme metrics", read: (*serverGather).readACMEStatus}
 )
 
 // optionalCommands are the optional commands, in the order they are
 // asked after show info and show stat.
-var optionalCommands = []*command{showTable, showSSLCert, showSSLSNI, showOCSPUpdates, showResolvers, showPeers}
+var optionalCommands = []*command{showTable, showSSLCert, showSSLSNI, showOCSPUpdates, acmeStatus, showResolvers, showPeers}
 
 // OptionalMeasurements are the measurements of the optional commands,
 // the values of the optional_measurements option.

@@ -77,7 +77,7 @@ func FuzzParseOptional(f *testing.F) {
 		acc := &shim.Accumulator{}
 		g := &serverGather{h: h, ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(0, 0)}
 		lr := newLineReader(bytes.NewReader(data))
-		for _, c := range []*command{showSSLCert, showSSLSNI, showOCSPUpdates, showResolvers, showPeers, showTable} {
+		for _, c := range []*command{showSSLCert, showSSLSNI, showOCSPUpdates, acmeStatus, showResolvers, showPeers, showTable} {
 			_ = g.readOptional(c, lr, "1") // any error is fine, a panic is not
 		}
 		_ = g.readCertDetails(lr, g.certs.files)

@@ -1,0 +1,75 @@
+package haproxy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
+)
+
+// TestACMERecordings reads each release's acme status: from 3.2 the
+// test's certificate scheduled for renewal, its expiry and the renewal's
+// seconds from the answer's dates; before 3.2, a usage text, which is no
+// error and gives nothing.
+func TestACMERecordings(t *testing.T) {
+	for _, f := range releaseFacts {
+		t.Run(f.version, func(t *testing.T) {
+			answer := string(readTestdata(t, "haproxy-"+f.version+acmeSuffix))
+			acc := &shim.Accumulator{}
+			g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag, name: testSocketTag}, acc: acc,
+				ts: time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC)}
+			if err := g.readOptional(acmeStatus, newLineReader(strings.NewReader(answer)), "1"); err != nil {
+				t.Fatal(err)
+			}
+			ms, _ := acc.Drain()
+			if f.version < "3.2" {
+				if len(ms) != 0 || len(g.skips) != 1 || g.skips[0].why != lacks {
+					t.Errorf("a release without ACME: %d metrics, skips %v", len(ms), g.skips)
+				}
+				return
+			}
+			if len(ms) != 1 {
+				t.Fatalf("%d metrics, want the certificate's", len(ms))
+			}
+			cols := strings.Split(strings.Split(answer, "\n")[1], "\t")
+			exp, _ := time.Parse(time.RFC3339, cols[3])
+			sched, _ := time.Parse(time.RFC3339, cols[5])
+			want := map[string]any{"state.SCHEDULED": int64(1), "state.RUNNING": int64(0), "state.STOPPED": int64(0), "state.OTHER": int64(0),
+				"expiry": exp.Unix() - g.ts.Unix(), "scheduled_in": sched.Unix() - g.ts.Unix()}
+			for k, v := range want {
+				if got := ms[0].Fields()[k]; got != v {
+					t.Errorf("%s = %v, want %v", k, got, v)
+				}
+			}
+			if tags := ms[0].Tags(); tags["section"] != "test" || !strings.HasSuffix(tags["file"], "/a.pem") {
+				t.Errorf("tags %v", tags)
+			}
+		})
+	}
+}
+
+// TestACMEStates: a renewal running has no scheduled date; a state the
+// vocabulary lacks is OTHER; a row cut short is reported.
+func TestACMEStates(t *testing.T) {
+	answer := "# certificate\tsection\tstate\texpiration date (UTC)\texpires in\tscheduled date (UTC)\tscheduled in\n" +
+		"/a.pem\tle\tRunning\t2027-01-07T01:18:48Z\t29d\t-\t-\n" +
+		"/b.pem\tle\tPaused\t2027-01-07T01:18:48Z\t29d\t2027-01-04T13:18:48Z\t27d\n" +
+		"/c.pem\tle\n\n"
+	acc := &shim.Accumulator{}
+	g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(1790000000, 0)}
+	err := g.readACMEStatus(newLineReader(strings.NewReader(answer)), "")
+	if err == nil || !strings.Contains(err.Error(), "line 4 left out") {
+		t.Errorf("err = %v, want the cut row reported", err)
+	}
+	ms, _ := acc.Drain()
+	if len(ms) != 2 {
+		t.Fatalf("%d metrics", len(ms))
+	}
+	if f := ms[0].Fields(); f["state.RUNNING"] != int64(1) || f["scheduled_in"] != nil {
+		t.Errorf("running: %v", f)
+	}
+	if f := ms[1].Fields(); f["state.OTHER"] != int64(1) || f["state.SCHEDULED"] != int64(0) {
+		t.Errorf("an unknown state: %v", f)
+	}
+}
