@@ -27,6 +27,8 @@ func TestInitRejects(t *testing.T) {
 		{"empty socket", HAProxy{Servers: []string{"socket:"}}, "servers"},
 		{"tls key without cert", HAProxy{ClientConfig: tls.ClientConfig{TLSKey: "/k.pem"}}, "tls"},
 		{"missing tls ca", HAProxy{ClientConfig: tls.ClientConfig{TLSCA: "/nonexistent/ca.pem"}}, "tls_ca"},
+		{"unknown optional measurement", HAProxy{OptionalMeasurements: []string{"haproxy_certs"}}, `optional_measurements: unknown measurement "haproxy_certs"`},
+		{"negative certificate interval", HAProxy{CertificateDetailsInterval: config.Duration(-time.Minute)}, "certificate_details_interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
