@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/influxdata/telegraf/metric"
 )
 
 // HAProxy 3.2 and later renew certificates themselves (an "acme" section,
@@ -63,16 +61,7 @@ func (g *serverGather) addACME(row, processNum string) error {
 			return fmt.Errorf("scheduled date %q is not a date", cols[5])
 		}
 	}
-	tags := map[string]string{"server": g.ep.tag, "file": cols[0], "section": cols[1]}
-	if processNum != "" {
-		tags["process_num"] = processNum
-	}
-	m := metric.New("haproxy_acme", tags, nil, g.ts)
-	add := func(name string, v any) {
-		if g.h.fields == nil || g.h.fields.Match(name) {
-			m.AddField(name, v)
-		}
-	}
+	m := g.newMetric("haproxy_acme", map[string]string{"file": cols[0], "section": cols[1]}, processNum)
 	state := strings.ToUpper(cols[2])
 	known := false
 	for _, s := range ACMEStates[:len(ACMEStates)-1] {
@@ -83,14 +72,12 @@ func (g *serverGather) addACME(row, processNum string) error {
 		if s == state || s == "OTHER" && !known {
 			v = 1
 		}
-		add("state."+s, v)
+		m.add("state."+s, v)
 	}
-	add("expiry", int64(expires.Sub(g.ts).Seconds()))
+	m.add("expiry", int64(expires.Sub(g.ts).Seconds()))
 	if !scheduled.IsZero() {
-		add("scheduled_in", int64(scheduled.Sub(g.ts).Seconds()))
+		m.add("scheduled_in", int64(scheduled.Sub(g.ts).Seconds()))
 	}
-	if len(m.FieldList()) > 0 {
-		g.acc.AddMetric(m)
-	}
+	m.emit()
 	return nil
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/influxdata/telegraf/metric"
 )
 
 // The certificates HAProxy serves are those it holds in memory, which
@@ -333,21 +331,25 @@ func (g *serverGather) startCerts() func() error {
 // with before them, the details of the files listed that certCache does
 // not hold fresh.
 func (g *serverGather) fetchCerts(own, with []*command) error {
-	err := g.query(joinCommands(own), func(lr *lineReader) error {
-		var errs []error
-		for _, c := range own {
-			if err := g.readOptional(c, lr, ""); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		return errors.Join(errs...)
-	})
+	err := g.query(joinCommands(own), func(lr *lineReader) error { return g.readOptionals(own, lr) })
 	if err != nil {
 		return err
 	}
 	var ask []string
 	g.certs.cached, ask = g.h.certCache.lookup(g.ep.name, g.certs.files, g.ts, time.Duration(g.h.CertificateDetailsInterval))
 	return g.askCertDetails(ask, with)
+}
+
+// readOptionals reads the answers of the optional commands cmds, in
+// order (their metrics wait for show info's Process_num: see emitCerts).
+func (g *serverGather) readOptionals(cmds []*command, lr *lineReader) error {
+	var errs []error
+	for _, c := range cmds {
+		if err := g.readOptional(c, lr, ""); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // joinCommands is the line asking cmds.
@@ -368,10 +370,10 @@ func joinCommands(cmds []*command) string {
 // commands with. A line that fails is reported; the next is still asked.
 func (g *serverGather) askCertDetails(files []string, with []*command) error {
 	var errs []error
-	for i, line := range certDetailLines(files) {
+	for n, line := range certDetailLines(files) {
 		var b strings.Builder
 		var before []*command
-		if i == 0 {
+		if n == 0 {
 			before = with
 		}
 		for _, c := range before {
@@ -387,13 +389,7 @@ func (g *serverGather) askCertDetails(files []string, with []*command) error {
 		}
 		b.WriteByte('\n')
 		err := g.query(b.String(), func(lr *lineReader) error {
-			var errs []error
-			for _, c := range before {
-				if err := g.readOptional(c, lr, ""); err != nil {
-					errs = append(errs, err)
-				}
-			}
-			return errors.Join(append(errs, g.readCertDetails(lr, line))...)
+			return errors.Join(g.readOptionals(before, lr), g.readCertDetails(lr, line))
 		})
 		if err != nil {
 			errs = append(errs, err)
@@ -431,16 +427,12 @@ func (g *serverGather) emitCerts(with []*command) error {
 // addCert emits the haproxy_cert metric of one certificate.
 func (g *serverGather) addCert(c certDetails) {
 	tags := map[string]string{
-		"server":             g.ep.tag,
 		"file":               c.file,
 		"status":             strings.ToLower(c.status),
 		"common_name":        c.commonName,
 		"issuer_common_name": c.issuerCommonName,
 		"serial_number":      c.serial,
 		"san":                c.san,
-	}
-	if g.processNum != "" {
-		tags["process_num"] = g.processNum
 	}
 	if binds := g.certs.binds[c.file]; len(binds) > 0 {
 		tags["frontends"] = strings.Join(slices.Sorted(slices.Values(binds)), ",")
@@ -450,24 +442,12 @@ func (g *serverGather) addCert(c certDetails) {
 			delete(tags, k)
 		}
 	}
-	m := metric.New("haproxy_cert", tags, nil, g.ts)
-	for _, f := range []struct {
-		name  string
-		value int64
-	}{
-		{"expiry", int64(c.notAfter.Sub(g.ts).Seconds())},
-		{"age", int64(g.ts.Sub(c.notBefore).Seconds())},
-		{"startdate", c.notBefore.Unix()},
-		{"enddate", c.notAfter.Unix()},
-	} {
-		if g.h.fields == nil || g.h.fields.Match(f.name) {
-			m.AddField(f.name, f.value)
-		}
-	}
-	if len(m.FieldList()) == 0 {
-		return
-	}
-	g.acc.AddMetric(m)
+	m := g.newMetric("haproxy_cert", tags, g.processNum)
+	m.add("expiry", int64(c.notAfter.Sub(g.ts).Seconds()))
+	m.add("age", int64(g.ts.Sub(c.notBefore).Seconds()))
+	m.add("startdate", c.notBefore.Unix())
+	m.add("enddate", c.notAfter.Unix())
+	m.emit()
 }
 
 // certCache keeps, per socket, each certificate's details and when they

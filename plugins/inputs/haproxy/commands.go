@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
 )
 
 // A stats socket is asked one line of commands: "show info", then "show
@@ -285,5 +288,37 @@ func (g *serverGather) skipSaid() {
 	}
 	for _, s := range skips {
 		g.h.skip(g.ep.name, g.pid, g.version, s.c, s.why)
+	}
+}
+
+// fieldMetric is a metric of an optional command being made: each field
+// passes include_fields and exclude_fields, and it is emitted only with
+// one at least.
+type fieldMetric struct {
+	g *serverGather
+	m telegraf.Metric
+}
+
+// newMetric starts the metric name of this server, with tags and, when
+// show info gave one, process_num.
+func (g *serverGather) newMetric(name string, tags map[string]string, processNum string) fieldMetric {
+	tags["server"] = g.ep.tag
+	if processNum != "" {
+		tags["process_num"] = processNum
+	}
+	return fieldMetric{g: g, m: metric.New(name, tags, nil, g.ts)}
+}
+
+// add adds the field, unless the field filters leave it out.
+func (f fieldMetric) add(name string, v any) {
+	if f.g.h.fields == nil || f.g.h.fields.Match(name) {
+		f.m.AddField(name, v)
+	}
+}
+
+// emit hands the metric on, if it has a field.
+func (f fieldMetric) emit() {
+	if len(f.m.FieldList()) > 0 {
+		f.g.acc.AddMetric(f.m)
 	}
 }

@@ -323,13 +323,8 @@ func (h *HAProxy) gatherOne(ep endpoint, acc telegraf.Accumulator, src *seriesSo
 			}
 			return err
 		}
-		var commands string
-		commands, g.asked = h.commandsFor(ep.name)
-		certs := g.startCerts()
-		err = g.query(commands, g.readSocket)
-		certErr := certs()
-		g.skipSaid()
-		if err == nil && certErr != nil {
+		var certErr error
+		if err, certErr = g.ask(); err == nil && certErr != nil {
 			return fmt.Errorf("show ssl cert on %s: %w", ep.name, certErr)
 		}
 	}
@@ -370,9 +365,24 @@ type serverGather struct {
 	certs certAnswers
 }
 
-// readSocket reads "show info", each "show stat" answer, then "show
-// table". Problems with one answer do not stop the next one from being
-// read, as long as the answer was read to its end.
+// ask asks a socket (or a worker, through its master) everything: the
+// line, read by readSocket, and beside it the certificates (startCerts);
+// then it records the optional commands the socket lacked or refused.
+// err is the line's, certErr the certificates'.
+func (g *serverGather) ask() (err, certErr error) {
+	var line string
+	line, g.asked = g.h.commandsFor(g.ep.name)
+	certs := g.startCerts()
+	err = g.query(line, g.readSocket)
+	certErr = certs()
+	g.skipSaid()
+	return err, certErr
+}
+
+// readSocket reads "show info", each "show stat" answer, then the
+// optional commands asked on the line. Problems with one answer do not
+// stop the next one from being read, as long as the answer was read to
+// its end.
 func (g *serverGather) readSocket(lr *lineReader) error {
 	info, err := parseInfo(lr)
 	g.pid, g.uptime = info.process()

@@ -471,18 +471,13 @@ func (h *HAProxy) gatherWorker(ep endpoint, w procEntry, worker string, acc tele
 		_, err := h.queryMaster(ep, "@!"+strconv.Itoa(w.pid)+";"+line, read)
 		return err
 	}
-	var commands string
-	commands, g.asked = h.commandsFor(ep.name)
-	certs := g.startCerts()
-	err := g.query(commands, g.readSocket)
-	certErr := certs()
-	g.skipSaid()
+	err, certErr := g.ask()
 	if err == nil {
 		if certErr != nil {
 			return fmt.Errorf("show ssl cert on %s: %w", ep.name, certErr)
 		}
 		if worker != "" && g.rows == 0 && h.once("no rows of old workers: "+master) {
-			h.Log.Infof("%s: HAProxy %s's old workers answer show stat with no rows: only their haproxy_info and haproxy_table are gathered", master, g.version)
+			h.Log.Infof("%s: HAProxy %s's old workers answer show stat with no rows: only their haproxy_info and the optional commands' metrics are gathered", master, g.version)
 		}
 		return nil
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/influxdata/telegraf/metric"
 )
 
 // HAProxy 2.8 and later refresh the OCSP responses they staple themselves
@@ -66,26 +64,15 @@ func (g *serverGather) addOCSP(row, processNum string) error {
 	if !ok1 || !ok2 || !ok3 {
 		return fmt.Errorf("successes %q, failures %q or status %q is not a number", cols[4], cols[5], cols[6])
 	}
-	tags := map[string]string{"server": g.ep.tag, "file": cols[1]}
-	if processNum != "" {
-		tags["process_num"] = processNum
-	}
-	m := metric.New("haproxy_ocsp", tags, nil, g.ts)
-	add := func(name string, v any) {
-		if g.h.fields == nil || g.h.fields.Match(name) {
-			m.AddField(name, v)
-		}
-	}
-	add("successes", successes)
-	add("failures", failures)
-	add("next_update", int64(next.Sub(g.ts).Seconds()))
+	m := g.newMetric("haproxy_ocsp", map[string]string{"file": cols[1]}, processNum)
+	m.add("successes", successes)
+	m.add("failures", failures)
+	m.add("next_update", int64(next.Sub(g.ts).Seconds()))
 	if !last.IsZero() {
-		add("last_update", int64(g.ts.Sub(last).Seconds()))
+		m.add("last_update", int64(g.ts.Sub(last).Seconds()))
 	}
-	add("last_update_status", status)
-	add("status", strings.TrimSpace(cols[7]))
-	if len(m.FieldList()) > 0 {
-		g.acc.AddMetric(m)
-	}
+	m.add("last_update_status", status)
+	m.add("status", strings.TrimSpace(cols[7]))
+	m.emit()
 	return nil
 }

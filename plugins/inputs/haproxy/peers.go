@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/influxdata/telegraf"
-	"github.com/influxdata/telegraf/metric"
 )
 
 // "show peers" (level user) is HAProxy's debugging dump of its peers
@@ -47,7 +44,7 @@ func (g *serverGather) readPeers(lr *lineReader, processNum string) error {
 	errs.noun = "bad peers"
 	flush := func() {
 		if cur != nil {
-			g.acc.AddMetric(cur.metric(g, processNum, section))
+			cur.emit(g, processNum, section)
 		}
 		cur = nil
 	}
@@ -128,21 +125,13 @@ func (p *peerState) more(kv map[string]string, errs *badRows, n int) {
 	}
 }
 
-// metric is the peer's haproxy_peer metric.
-func (p *peerState) metric(g *serverGather, processNum, section string) telegraf.Metric {
-	tags := map[string]string{"server": g.ep.tag, "peers": section, "peer": p.name, "role": p.role}
+// emit emits the peer's haproxy_peer metric.
+func (p *peerState) emit(g *serverGather, processNum, section string) {
+	tags := map[string]string{"peers": section, "peer": p.name, "role": p.role}
 	if a := p.kv["addr"]; a != "" {
 		tags["addr"] = a
 	}
-	if processNum != "" {
-		tags["process_num"] = processNum
-	}
-	m := metric.New("haproxy_peer", tags, nil, g.ts)
-	add := func(name string, v any) {
-		if g.h.fields == nil || g.h.fields.Match(name) {
-			m.AddField(name, v)
-		}
-	}
+	m := g.newMetric("haproxy_peer", tags, processNum)
 	// The local peer is this HAProxy: no session to it, nothing pushed.
 	remote := p.role != "local"
 	if remote {
@@ -150,25 +139,25 @@ func (p *peerState) metric(g *serverGather, processNum, section string) telegraf
 		if p.connected {
 			connected = 1
 		}
-		add("connected", connected)
+		m.add("connected", connected)
 	}
 	for _, c := range peerCounters {
 		if v, ok := parseInt([]byte(p.kv[c])); ok {
-			add(c, v)
+			m.add(c, v)
 		}
 	}
 	if d, ok := parseHAProxyDuration(p.kv["last_hdshk"]); ok {
-		add("last_handshake", int64(d.Seconds()))
+		m.add("last_handshake", int64(d.Seconds()))
 	}
 	if remote && p.hasBacklog {
-		add("backlog", p.backlog)
+		m.add("backlog", p.backlog)
 	}
 	for _, s := range []string{"app_state", "learn_state", "last_status"} {
 		if v := p.kv[s]; v != "" {
-			add(s, v)
+			m.add(s, v)
 		}
 	}
-	return m
+	m.emit()
 }
 
 // parseHAProxyDuration reads HAProxy's human durations: "0s", "2s",

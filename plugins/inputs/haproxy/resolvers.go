@@ -3,9 +3,6 @@ package haproxy
 import (
 	"bytes"
 	"fmt"
-
-	"github.com/influxdata/telegraf"
-	"github.com/influxdata/telegraf/metric"
 )
 
 // "show resolvers" (level user, 1.8 and later) says, per resolvers
@@ -35,13 +32,15 @@ const maxResolverLines = 100000
 func (g *serverGather) readResolvers(lr *lineReader, processNum string) error {
 	bad := badRows{noun: "bad lines"}
 	var section string
-	var cur telegraf.Metric // the nameserver being read
-	asked := false          // whether it counted anything
+	// cur is the nameserver being read, while reading; asked, whether it
+	// counted anything.
+	var cur fieldMetric
+	reading, asked := false, false
 	flush := func() {
-		if cur != nil && asked && len(cur.FieldList()) > 0 {
-			g.acc.AddMetric(cur)
+		if reading && asked {
+			cur.emit()
 		}
-		cur, asked = nil, false
+		reading, asked = false, false
 	}
 	err := readAnswerLines(lr, maxResolverLines, func(n int, line []byte) {
 		switch {
@@ -58,12 +57,8 @@ func (g *serverGather) readResolvers(lr *lineReader, processNum string) error {
 				return
 			}
 			name := string(bytes.TrimSuffix(bytes.TrimPrefix(line, []byte(" nameserver ")), []byte(":")))
-			tags := map[string]string{"server": g.ep.tag, "resolvers": section, "nameserver": name}
-			if processNum != "" {
-				tags["process_num"] = processNum
-			}
-			cur = metric.New("haproxy_resolver", tags, nil, g.ts)
-		case cur != nil && bytes.HasPrefix(line, []byte("  ")):
+			cur, reading = g.newMetric("haproxy_resolver", map[string]string{"resolvers": section, "nameserver": name}, processNum), true
+		case reading && bytes.HasPrefix(line, []byte("  ")):
 			key, value, ok := bytes.Cut(bytes.TrimSpace(line), []byte(":"))
 			v, isInt := parseInt(bytes.TrimSpace(value))
 			if !ok || !isInt {
@@ -71,9 +66,7 @@ func (g *serverGather) readResolvers(lr *lineReader, processNum string) error {
 				return
 			}
 			asked = asked || v != 0
-			if g.h.fields == nil || g.h.fields.Match(string(key)) {
-				cur.AddField(string(key), v)
-			}
+			cur.add(string(key), v)
 		default:
 			bad.add(fmt.Errorf("line %d left out: not show resolvers' layout: %q", n, clip(line, 200)))
 		}
