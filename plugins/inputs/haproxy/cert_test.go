@@ -378,3 +378,21 @@ func TestCertCacheForgetsIdleSockets(t *testing.T) {
 		t.Errorf("sockets kept: %v, want the admin socket's alone", slices.Collect(maps.Keys(cc.sockets)))
 	}
 }
+
+// TestSNIFaults: a row of show ssl sni without its columns is reported;
+// the others give each file its frontends, each once.
+func TestSNIFaults(t *testing.T) {
+	answer := "# Frontend/Bind\tSNI\tNegative Filter\tType\tFilename\tNotAfter\tNotBefore\n" +
+		"fe/h.cfg:1\ta.org\t-\tecdsa\t/a.pem\tJan  6 22:37:36 2027 GMT\tDec  7 22:37:36 2026 GMT\n" +
+		"fe/h.cfg:1\twww.a.org\t-\tecdsa\t/a.pem\tJan  6 22:37:36 2027 GMT\tDec  7 22:37:36 2026 GMT\n" +
+		"fe2/h.cfg:9\ta.org\t-\tecdsa\t/a.pem\tJan  6 22:37:36 2027 GMT\tDec  7 22:37:36 2026 GMT\n" +
+		"fe/h.cfg:1\tb.org\n\n"
+	g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag}, acc: &shim.Accumulator{}}
+	err := g.readSNI(newLineReader(strings.NewReader(answer)), "")
+	if err == nil || !strings.Contains(err.Error(), "line 5 left out: not the 7 tab-separated columns") {
+		t.Errorf("err = %v", err)
+	}
+	if got := g.certs.binds["/a.pem"]; !slices.Equal(got, []string{"fe/h.cfg:1", "fe2/h.cfg:9"}) {
+		t.Errorf("binds of /a.pem %q", got)
+	}
+}

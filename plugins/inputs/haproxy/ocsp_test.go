@@ -54,3 +54,26 @@ func TestOCSPRecordings(t *testing.T) {
 		})
 	}
 }
+
+// TestOCSPFaults: rows out of show ssl ocsp-updates' layout are reported
+// with their number; the rows around them are still read.
+func TestOCSPFaults(t *testing.T) {
+	head := "OCSP Certid | Path | Next Update | Last Update | Successes | Failures | Last Update Status | Last Update Status (str)\n"
+	good := "30 | /a.pem | 08/Dec/2026:01:02:27 +0000 | - | 0 | 2 | 2 | HTTP error\n"
+	answer := head + "30 | /b.pem | soon | - | 0 | 0 | 0 | Unknown\n" + good + "30 | /c.pem | 08/Dec/2026:01:02:27 +0000 | - | x | 0 | 0 | Unknown\nshort | row\n\n"
+	acc := &shim.Accumulator{}
+	g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(1796690000, 0)}
+	err := g.readOCSPUpdates(newLineReader(strings.NewReader(answer)), "")
+	ms, _ := acc.Drain()
+	if len(ms) != 1 || ms[0].Fields()["failures"] != int64(2) {
+		t.Errorf("metrics %v, want /a.pem's", ms)
+	}
+	if _, ok := ms[0].GetField("last_update"); ok {
+		t.Error("last_update given before any update")
+	}
+	for _, want := range []string{`line 2 left out: next update "soon" is not a date`, "and 2 more bad lines"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to say %q", err, want)
+		}
+	}
+}

@@ -83,3 +83,23 @@ func TestHAProxyDurations(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerFaults: a table line whose counters are not counts is
+// reported; the peer is still emitted with what could be read.
+func TestPeerFaults(t *testing.T) {
+	answer := "0x1: [x] id=s\n  0x2: id=p(remote,active) addr=1.2.3.4:5 new_conn=1\n        state=EST\n" +
+		"              last_acked=0 last_pushed=x\n              table:0x4 id=s/t update=3 localupdate=3\n\n"
+	acc := &shim.Accumulator{}
+	g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag}, acc: acc}
+	err := g.readPeers(newLineReader(strings.NewReader(answer)), "")
+	if err == nil || !strings.Contains(err.Error(), `line 5: localupdate "3" or last_pushed is not a count`) {
+		t.Errorf("err = %v", err)
+	}
+	ms, _ := acc.Drain()
+	if len(ms) != 1 || ms[0].Fields()["connected"] != int64(1) || ms[0].Fields()["new_conn"] != int64(1) {
+		t.Fatalf("metrics %v", ms)
+	}
+	if _, ok := ms[0].GetField("backlog"); ok {
+		t.Error("backlog given from counters that could not be read")
+	}
+}
