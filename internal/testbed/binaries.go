@@ -3,6 +3,7 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,47 +29,67 @@ const telegrafBuildTimeout = 20 * time.Minute
 // inputs.execd, inputs.haproxy, outputs.execd, outputs.file,
 // outputs.graphite and the influx and graphite serializers, built with
 // `go install` from the module proxy into CacheDir()/telegraf-v1.39.3 on
-// first use (under a file lock, outside this module so go.mod is never
-// touched) and reused while it answers --version.
+// first use and reused while it answers --version.
 func TelegrafBinary(ctx context.Context) (string, error) {
+	// go install of a version leaves Telegraf's version "unknown": set
+	// it as Telegraf's Makefile does.
+	ldflags := "-X github.com/influxdata/telegraf/internal.Version=" + strings.TrimPrefix(TelegrafVersion, "v")
+	return installGoProgram(ctx, goProgram{
+		name: "telegraf", pkg: "github.com/influxdata/telegraf/cmd/telegraf", version: TelegrafVersion,
+		flags: []string{"-tags", TelegrafBuildTags, "-ldflags", ldflags},
+		works: telegrafWorks, took: "2-3 minutes on a cold build cache",
+	}, telegrafBuildTimeout)
+}
+
+// goProgram is a program of the Go module proxy that tests run.
+type goProgram struct {
+	name, pkg, version string
+	flags              []string // go install's build flags
+	// works reports whether the program at bin is the one wanted.
+	works func(ctx context.Context, bin string) bool
+	took  string // how long a cold build takes, for the log
+}
+
+// installGoProgram returns the path of p, built with `go install` from
+// the module proxy into CacheDir()/<name>-<version> on first use (under a
+// file lock, outside this module so go.mod is never touched) and reused
+// while p.works says so.
+func installGoProgram(ctx context.Context, p goProgram, timeout time.Duration) (string, error) {
 	cache, err := CacheDir()
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cache, "telegraf-"+TelegrafVersion)
-	bin := filepath.Join(dir, "telegraf")
-	if telegrafWorks(ctx, bin) {
+	dir := filepath.Join(cache, p.name+"-"+p.version)
+	bin := filepath.Join(dir, p.name)
+	if p.works(ctx, bin) {
 		return bin, nil
 	}
 	goBin, err := goTool()
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, telegrafBuildTimeout)
+	ctx, cancel := withDefaultTimeout(ctx, timeout)
 	defer cancel()
 	err = withFileLock(ctx, dir+".lock", func() error {
-		if telegrafWorks(ctx, bin) {
+		if p.works(ctx, bin) {
 			return nil // built by another process meanwhile
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("telegraf build dir: %w", err)
+			return fmt.Errorf("%s build dir: %w", p.name, err)
 		}
-		fmt.Fprintf(os.Stderr, "testbed: building telegraf %s into %s (2-3 minutes on a cold build cache)\n", TelegrafVersion, dir)
+		fmt.Fprintf(os.Stderr, "testbed: building %s %s into %s (%s)\n", p.name, p.version, dir, p.took)
 		var out bytes.Buffer
-		// go install of a version leaves Telegraf's version "unknown":
-		// set it as Telegraf's Makefile does.
-		ldflags := "-X github.com/influxdata/telegraf/internal.Version=" + strings.TrimPrefix(TelegrafVersion, "v")
-		cmd := exec.CommandContext(ctx, goBin, "install", "-tags", TelegrafBuildTags, "-ldflags", ldflags,
-			"github.com/influxdata/telegraf/cmd/telegraf@"+TelegrafVersion)
+		args := append(append([]string{"install"}, p.flags...), p.pkg+"@"+p.version)
+		cmd := exec.CommandContext(ctx, goBin, args...)
 		cmd.Dir = cache
 		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod", "GOWORK=off")
 		cmd.Stdout = &out
 		cmd.Stderr = &out
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go install telegraf@%s: %w: %s", TelegrafVersion, err, tail(out.Bytes(), 3000))
+			return fmt.Errorf("go install %s@%s: %w: %s", p.pkg, p.version, err, tail(out.Bytes(), 3000))
 		}
-		if !telegrafWorks(ctx, bin) {
-			return fmt.Errorf("telegraf built into %s does not answer --version", bin)
+		if !p.works(ctx, bin) {
+			return fmt.Errorf("%s built into %s is not %s %s", p.name, bin, p.pkg, p.version)
 		}
 		return nil
 	})
@@ -76,6 +97,13 @@ func TelegrafBinary(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return bin, nil
+}
+
+// builtFrom reports whether bin is a Go program built from module version
+// version (its build information says so).
+func builtFrom(bin, version string) bool {
+	info, err := buildinfo.ReadFile(bin)
+	return err == nil && info.Main.Version == version
 }
 
 // Telegraf returns TelegrafBinary's Telegraf to test t: under go test
