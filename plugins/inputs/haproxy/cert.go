@@ -270,26 +270,35 @@ func certDetailLines(files []string) [][]string {
 }
 
 // readCertDetails reads the answers to one line of "show ssl cert <file>"
-// commands, one per file of files, into g.certs.fresh. A file whose answer
-// cannot be read is reported; the others are still read.
-func (g *serverGather) readCertDetails(lr *lineReader, files []string) error {
+// commands, one per file of files, into g.certs.fresh, and returns the
+// files refused for the certificates' lock. A file whose answer cannot
+// be read is reported; the others are still read.
+func (g *serverGather) readCertDetails(lr *lineReader, files []string) (locked []string, err error) {
 	var errs []error
 	if g.certs.fresh == nil {
 		g.certs.fresh = make(map[string]certDetails, len(files))
 	}
 	for _, f := range files {
+		if refused, err := readCertRefusal(lr); refused {
+			if errors.Is(err, errCertsLocked) {
+				locked = append(locked, f)
+			} else {
+				errs = append(errs, fmt.Errorf("show ssl cert %s: %w", f, err))
+			}
+			continue
+		}
 		c, err := parseCertDetails(lr)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("show ssl cert %s: %w", f, err))
 			var te *TruncatedError
 			if errors.As(err, &te) {
-				return errors.Join(errs...) // out of step: the rest cannot be read
+				return locked, errors.Join(errs...) // out of step: the rest cannot be read
 			}
 			continue
 		}
 		g.certs.fresh[f] = c
 	}
-	return errors.Join(errs...)
+	return locked, errors.Join(errs...)
 }
 
 // certAnswers is what one gather's certificate commands said.
@@ -329,27 +338,70 @@ func (g *serverGather) startCerts() func() error {
 
 // fetchCerts asks the commands own on one line, then, with the commands
 // with before them, the details of the files listed that certCache does
-// not hold fresh.
+// not hold fresh. A command refused for HAProxy's lock on the
+// certificates is asked again (certlock.go). When the list cannot be had
+// for the lock, the files and details kept from earlier gathers are
+// used, and the refusal reported.
 func (g *serverGather) fetchCerts(own, with []*command) error {
-	err := g.query(joinCommands(own), func(lr *lineReader) error { return g.readOptionals(own, lr) })
-	if err != nil {
-		return err
+	var errs []error
+	pending := own
+	for try := 1; len(pending) > 0; try++ {
+		if try > 1 {
+			time.Sleep(certLockPauseBefore(try))
+		}
+		var locked []*command
+		var readErr error
+		err := g.query(joinCommands(pending), func(lr *lineReader) error {
+			locked, readErr = g.readOptionals(pending, lr)
+			return nil
+		})
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		errs = append(errs, readErr)
+		if len(locked) > 0 && try == certLockTries {
+			errs = append(errs, lockedError(locked, try))
+			if slices.Contains(locked, showSSLCert) {
+				g.certs.files, g.certs.cached = g.h.certCache.kept(g.ep.name)
+				return errors.Join(errs...)
+			}
+			break
+		}
+		pending = locked
+	}
+	if !slices.Contains(own, showSSLCert) {
+		return errors.Join(errs...)
 	}
 	var ask []string
 	g.certs.cached, ask = g.h.certCache.lookup(g.ep.name, g.certs.files, g.ts, time.Duration(g.h.CertificateDetailsInterval))
-	return g.askCertDetails(ask, with)
+	return errors.Join(append(errs, g.askCertDetails(ask, with))...)
+}
+
+// lockedError reports the commands still refused for the lock after
+// tries.
+func lockedError(cmds []*command, tries int) error {
+	texts := make([]string, len(cmds))
+	for i, c := range cmds {
+		texts[i] = c.text
+	}
+	return fmt.Errorf("%s: %w, %d tries", strings.Join(texts, ", "), errCertsLocked, tries)
 }
 
 // readOptionals reads the answers of the optional commands cmds, in
-// order (their metrics wait for show info's Process_num: see emitCerts).
-func (g *serverGather) readOptionals(cmds []*command, lr *lineReader) error {
+// order (their metrics wait for show info's Process_num: see emitHeld),
+// and returns those refused for the certificates' lock.
+func (g *serverGather) readOptionals(cmds []*command, lr *lineReader) (locked []*command, err error) {
 	var errs []error
 	for _, c := range cmds {
-		if err := g.readOptional(c, lr, ""); err != nil {
+		if err := g.readOptional(c, lr, processNumLater); err != nil {
+			if errors.Is(err, errCertsLocked) {
+				locked = append(locked, c)
+				continue
+			}
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return locked, errors.Join(errs...)
 }
 
 // joinCommands is the line asking cmds.
@@ -365,23 +417,58 @@ func joinCommands(cmds []*command) string {
 	return b.String()
 }
 
-// askCertDetails asks the details of files, as many a line as fit
+// askCertDetails asks the details of files, the commands with first, and
+// asks again those refused for the certificates' lock (certlock.go).
+// Without files, nothing is asked.
+func (g *serverGather) askCertDetails(files []string, with []*command) error {
+	if len(files) == 0 {
+		return nil
+	}
+	var errs []error
+	for try := 1; len(files) > 0 || len(with) > 0; try++ {
+		if try > 1 {
+			time.Sleep(certLockPauseBefore(try))
+		}
+		lockedFiles, lockedWith, err := g.askCertDetailsOnce(files, with)
+		errs = append(errs, err)
+		if try == certLockTries && len(lockedWith) > 0 {
+			errs = append(errs, lockedError(lockedWith, try))
+		}
+		if try == certLockTries && len(lockedFiles) > 0 {
+			errs = append(errs, fmt.Errorf("show ssl cert of %d files (%s...): %w, %d tries", len(lockedFiles), lockedFiles[0], errCertsLocked, try))
+		}
+		if try == certLockTries {
+			break
+		}
+		files, with = lockedFiles, lockedWith
+	}
+	return errors.Join(errs...)
+}
+
+// askCertDetailsOnce asks the details of files, as many a line as fit
 // (certDetailLines), one line a connection, the first line after the
 // commands with. A line that fails is reported; the next is still asked.
-func (g *serverGather) askCertDetails(files []string, with []*command) error {
+// It returns the files and commands refused for the lock.
+func (g *serverGather) askCertDetailsOnce(files []string, with []*command) (lockedFiles []string, lockedWith []*command, err error) {
 	var errs []error
-	for n, line := range certDetailLines(files) {
+	lines := certDetailLines(files)
+	if len(lines) == 0 && len(with) > 0 {
+		lines = [][]string{nil}
+	}
+	for n, line := range lines {
 		var b strings.Builder
 		var before []*command
 		if n == 0 {
 			before = with
 		}
-		for _, c := range before {
+		for i, c := range before {
+			if i > 0 {
+				b.WriteByte(';')
+			}
 			b.WriteString(c.text)
-			b.WriteByte(';')
 		}
 		for i, f := range line {
-			if i > 0 {
+			if i > 0 || len(before) > 0 {
 				b.WriteByte(';')
 			}
 			b.WriteString("show ssl cert ")
@@ -389,13 +476,17 @@ func (g *serverGather) askCertDetails(files []string, with []*command) error {
 		}
 		b.WriteByte('\n')
 		err := g.query(b.String(), func(lr *lineReader) error {
-			return errors.Join(g.readOptionals(before, lr), g.readCertDetails(lr, line))
+			locked, err := g.readOptionals(before, lr)
+			lockedWith = append(lockedWith, locked...)
+			lf, derr := g.readCertDetails(lr, line)
+			lockedFiles = append(lockedFiles, lf...)
+			return errors.Join(err, derr)
 		})
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return lockedFiles, lockedWith, errors.Join(errs...)
 }
 
 // emitCerts emits a metric for each file listed, from its details asked
@@ -406,6 +497,7 @@ func (g *serverGather) emitCerts(with []*command) error {
 	if g.pid == 0 && g.version == "" {
 		return nil // show info was not read: its error says why
 	}
+	g.emitHeld()
 	var err error
 	if len(g.certs.cached) > 0 && !g.h.certCache.samePID(g.ep.name, g.pid) {
 		stale := slices.Collect(maps.Keys(g.certs.cached))
@@ -498,6 +590,23 @@ func (cc *certCache) lookup(name string, files []string, now time.Time, interval
 		ask = append(ask, f)
 	}
 	return kept, ask
+}
+
+// kept returns the files of the socket named name as its last gather
+// listed them, with the details kept of each.
+func (cc *certCache) kept(name string) ([]string, map[string]certDetails) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	s := cc.sockets[name]
+	if s == nil {
+		return nil, nil
+	}
+	files := slices.Sorted(maps.Keys(s.files))
+	details := make(map[string]certDetails, len(files))
+	for f, c := range s.files {
+		details[f] = c.details
+	}
+	return files, details
 }
 
 // samePID tells whether the details kept for the socket named name are

@@ -31,8 +31,12 @@ func readCertAnswer(t *testing.T, h *HAProxy, answer string, ts time.Time) ([]te
 			errs = append(errs, err)
 		}
 	}
-	if err := g.readCertDetails(lr, g.certs.files); err != nil {
+	locked, err := g.readCertDetails(lr, g.certs.files)
+	if err != nil {
 		errs = append(errs, err)
+	}
+	if len(locked) > 0 {
+		errs = append(errs, fmt.Errorf("refused for the lock: %v", locked))
 	}
 	g.pid = 1
 	if err := g.emitCerts(nil); err != nil {
@@ -123,8 +127,10 @@ func between(s, from, to string) string {
 }
 
 // TestCertDetailFaults: an answer cut short, a date that is not one, a
-// file that is not in the answer: each reported with the file, the
-// files after a bad one still read while the answer is in step.
+// file that is not in the answer, HAProxy's refusal: each reported with
+// the file, the files after a bad one still read while the answer is in
+// step; a refusal for the certificates' lock is no error, but the file
+// is returned to be asked again.
 func TestCertDetailFaults(t *testing.T) {
 	good := func(file, notAfter string) string {
 		return "Filename: " + file + "\nStatus: Used\nSerial: 00AB\nnotBefore: Dec  1 00:00:00 2026 GMT\nnotAfter: " + notAfter +
@@ -135,20 +141,28 @@ func TestCertDetailFaults(t *testing.T) {
 		answer string
 		certs  int
 		err    string
+		locked string
 	}{
-		{"two good", good("/a.pem", "Jan  6 22:37:36 2027 GMT") + good("/b.pem", "Feb 16 00:00:00 2027 GMT"), 2, ""},
+		{"two good", good("/a.pem", "Jan  6 22:37:36 2027 GMT") + good("/b.pem", "Feb 16 00:00:00 2027 GMT"), 2, "", ""},
 		{"a bad date, then a good one", good("/a.pem", "soon") + good("/b.pem", "Feb 16 00:00:00 2027 GMT"), 1,
-			`show ssl cert /a.pem: line 5: notAfter "soon" is not a date`},
-		{"no dates", "Filename: /a.pem\nStatus: Used\n\n" + good("/b.pem", "Feb 16 00:00:00 2027 GMT"), 1, "show ssl cert /a.pem: no Filename, notBefore or notAfter line"},
-		{"cut in the second", good("/a.pem", "Jan  6 22:37:36 2027 GMT") + "Filename: /b.pem\nStat", 1, "show ssl cert /b.pem: answer truncated: input ended inside line 2"},
-		{"no answer for the second", good("/a.pem", "Jan  6 22:37:36 2027 GMT"), 1, "show ssl cert /b.pem: answer truncated: empty answer"},
+			`show ssl cert /a.pem: line 5: notAfter "soon" is not a date`, ""},
+		{"no dates", "Filename: /a.pem\nStatus: Used\n\n" + good("/b.pem", "Feb 16 00:00:00 2027 GMT"), 1, "show ssl cert /a.pem: no Filename, notBefore or notAfter line", ""},
+		{"cut in the second", good("/a.pem", "Jan  6 22:37:36 2027 GMT") + "Filename: /b.pem\nStat", 1, "show ssl cert /b.pem: answer truncated: input ended inside line 2", ""},
+		{"no answer for the second", good("/a.pem", "Jan  6 22:37:36 2027 GMT"), 1, "show ssl cert /b.pem: answer truncated: empty answer", ""},
+		{"the first locked", "Can't show!\nOperations on certificates are currently locked!\n\n" + good("/b.pem", "Feb 16 00:00:00 2027 GMT"), 1, "", "/a.pem"},
+		{"the first refused otherwise", "Can't display the certificate: Not found!\n\n" + good("/b.pem", "Feb 16 00:00:00 2027 GMT"), 1,
+			`show ssl cert /a.pem: HAProxy says "Can't display the certificate: Not found!"`, ""},
+		{"a refusal cut short", good("/a.pem", "Jan  6 22:37:36 2027 GMT") + "Can't show!\nOperations", 1, `show ssl cert /b.pem: HAProxy's refusal "Can't show!" cut short`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			acc := &shim.Accumulator{}
 			g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag}, acc: acc, ts: time.Unix(1790000000, 0)}
 			files := []string{"/a.pem", "/b.pem"}
-			err := g.readCertDetails(newLineReader(strings.NewReader(tt.answer)), files)
+			locked, err := g.readCertDetails(newLineReader(strings.NewReader(tt.answer)), files)
+			if got := strings.Join(locked, ","); got != tt.locked {
+				t.Errorf("refused for the lock: %q, want %q", got, tt.locked)
+			}
 			g.certs.files, g.pid = files, 1
 			if err := g.emitCerts(nil); err != nil {
 				t.Fatal(err)
@@ -256,6 +270,8 @@ func TestCertDetailsKept(t *testing.T) {
 				part = sni
 			case strings.HasPrefix(cmd, "show ssl cert "):
 				part = details[strings.TrimPrefix(cmd, "show ssl cert ")]
+			case cmd == "acme status": // no certificate renewed by HAProxy
+				part = "# certificate\tsection\tstate\texpiration date (UTC)\texpires in\tscheduled date (UTC)\tscheduled in\n\n"
 			}
 			if _, err := conn.Write([]byte(part)); err != nil {
 				return
@@ -352,7 +368,7 @@ func BenchmarkCerts(b *testing.B) {
 		if err := g.readCertList(newLineReader(strings.NewReader(list.String())), ""); err != nil {
 			b.Fatal(err)
 		}
-		if err := g.readCertDetails(newLineReader(strings.NewReader(details.String())), files); err != nil {
+		if _, err := g.readCertDetails(newLineReader(strings.NewReader(details.String())), files); err != nil {
 			b.Fatal(err)
 		}
 		if err := g.emitCerts(nil); err != nil {

@@ -64,6 +64,12 @@ type command struct {
 	// place is where it is asked: on the line, or with the
 	// certificates (cert.go).
 	place commandPlace
+	// locks tells that it takes HAProxy's lock on the certificates,
+	// which another operation may hold (certlock.go): it is asked on the
+	// certificates' connection, and again when refused for the lock;
+	// locksSilently that the refusal is an empty answer (acme status),
+	// where any other answer has a header line.
+	locks, locksSilently bool
 }
 
 // commandPlace is where a command is asked.
@@ -74,7 +80,8 @@ const (
 	onLine commandPlace = iota
 	// onOwn: on a connection of its own, beside the line, because its
 	// answer starts more queries (certificates' details), which run while
-	// HAProxy dumps the statistics.
+	// HAProxy dumps the statistics, or because it takes the certificates'
+	// lock, which the commands of that connection take one at a time.
 	onOwn
 	// withDetails: before the certificates' details, when they are asked.
 	withDetails
@@ -85,9 +92,9 @@ var (
 	showTable = &command{text: "show table", level: levelUser, since: haproxyRelease{1, 5},
 		measurement: "haproxy_table", gives: "haproxy_table metrics", read: (*serverGather).readTables}
 	showSSLCert = &command{text: "show ssl cert", level: levelOperator, since: haproxyRelease{2, 2},
-		measurement: "haproxy_cert", gives: "haproxy_cert metrics", read: (*serverGather).readCertList, place: onOwn}
+		measurement: "haproxy_cert", gives: "haproxy_cert metrics", read: (*serverGather).readCertList, place: onOwn, locks: true}
 	showSSLSNI = &command{text: "show ssl sni", level: levelUser, since: haproxyRelease{3, 2},
-		measurement: "haproxy_cert", gives: "frontends tag on haproxy_cert", read: (*serverGather).readSNI, requires: showSSLCert, place: withDetails}
+		measurement: "haproxy_cert", gives: "frontends tag on haproxy_cert", read: (*serverGather).readSNI, requires: showSSLCert, place: withDetails, locks: true}
 	showOCSPUpdates = &command{text: "show ssl ocsp-updates", level: levelAdmin, since: haproxyRelease{2, 8},
 		measurement: "haproxy_ocsp", gives: "haproxy_ocsp metrics", read: (*serverGather).readOCSPUpdates}
 	showResolvers = &command{text: "show resolvers", level: levelUser, since: haproxyRelease{1, 8},
@@ -95,7 +102,7 @@ var (
 	showPeers = &command{text: "show peers", level: levelUser, since: haproxyRelease{2, 0},
 		measurement: "haproxy_peer", gives: "haproxy_peer metrics", read: (*serverGather).readPeers}
 	acmeStatus = &command{text: "acme status", level: levelAdmin, since: haproxyRelease{3, 2},
-		measurement: "haproxy_acme", gives: "haproxy_acme metrics", read: (*serverGather).readACMEStatus}
+		measurement: "haproxy_acme", gives: "haproxy_acme metrics", read: (*serverGather).readACMEStatus, place: onOwn, locks: true, locksSilently: true}
 )
 
 // optionalCommands are the optional commands, in the order they are
@@ -262,7 +269,15 @@ func (g *serverGather) readOptional(c *command, lr *lineReader, processNum strin
 			return nil
 		}
 	}
+	if c.locksSilently && err == nil && complete && len(line) == 0 {
+		return fmt.Errorf("%s: %w", c.text, errCertsLocked)
+	}
 	lr.unread()
+	if c.locks {
+		if refused, err := readCertRefusal(lr); refused {
+			return fmt.Errorf("%s: %w", c.text, err)
+		}
+	}
 	if err := c.read(g, lr, processNum); err != nil {
 		return fmt.Errorf("%s: %w", c.text, err)
 	}
@@ -297,16 +312,25 @@ func (g *serverGather) skipSaid() {
 type fieldMetric struct {
 	g *serverGather
 	m telegraf.Metric
+	// held: made before show info was read, it waits for its
+	// Process_num (emitHeld).
+	held bool
 }
+
+// processNumLater, as a reader's processNum, says that show info has not
+// been read yet (a command asked on another connection than the line's):
+// its metrics are held until then.
+const processNumLater = "\x00later"
 
 // newMetric starts the metric name of this server, with tags and, when
 // show info gave one, process_num.
 func (g *serverGather) newMetric(name string, tags map[string]string, processNum string) fieldMetric {
 	tags["server"] = g.ep.tag
-	if processNum != "" {
+	held := processNum == processNumLater
+	if processNum != "" && !held {
 		tags["process_num"] = processNum
 	}
-	return fieldMetric{g: g, m: metric.New(name, tags, nil, g.ts)}
+	return fieldMetric{g: g, m: metric.New(name, tags, nil, g.ts), held: held}
 }
 
 // add adds the field, unless the field filters leave it out.
@@ -318,7 +342,27 @@ func (f fieldMetric) add(name string, v any) {
 
 // emit hands the metric on, if it has a field.
 func (f fieldMetric) emit() {
-	if len(f.m.FieldList()) > 0 {
+	switch {
+	case len(f.m.FieldList()) == 0:
+	case f.held:
+		f.g.mu.Lock()
+		f.g.held = append(f.g.held, f.m)
+		f.g.mu.Unlock()
+	default:
 		f.g.acc.AddMetric(f.m)
+	}
+}
+
+// emitHeld hands on the metrics held for show info's Process_num.
+func (g *serverGather) emitHeld() {
+	g.mu.Lock()
+	held := g.held
+	g.held = nil
+	g.mu.Unlock()
+	for _, m := range held {
+		if g.processNum != "" {
+			m.AddTag("process_num", g.processNum)
+		}
+		g.acc.AddMetric(m)
 	}
 }

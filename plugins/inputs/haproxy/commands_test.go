@@ -26,8 +26,11 @@ func TestOptionalCommandsLackedOrRefused(t *testing.T) {
 	usage := string(readTestdata(t, "haproxy-3.4.7-usage.txt"))
 	// The certificate commands' answers, for the rows not under test.
 	certs := strings.Split(strings.TrimSuffix(string(readTestdata(t, "haproxy-3.4.7"+certsSuffix)), "\n\n"), "\n\n")
+	acme := string(readTestdata(t, "haproxy-3.4.7"+acmeSuffix))
 	certAnswer := func(cmd string) string {
 		switch {
+		case cmd == "acme status":
+			return acme
 		case cmd == "show ssl cert":
 			return certs[0] + "\n\n"
 		case cmd == "show ssl sni":

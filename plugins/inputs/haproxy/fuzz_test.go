@@ -80,7 +80,7 @@ func FuzzParseOptional(f *testing.F) {
 		for _, c := range []*command{showSSLCert, showSSLSNI, showOCSPUpdates, acmeStatus, showResolvers, showPeers, showTable} {
 			_ = g.readOptional(c, lr, "1") // any error is fine, a panic is not
 		}
-		_ = g.readCertDetails(lr, g.certs.files)
+		_, _ = g.readCertDetails(lr, g.certs.files)
 		g.pid = 1
 		_ = g.emitCerts(nil)
 		ms, _ := acc.Drain()

@@ -351,10 +351,13 @@ type serverGather struct {
 	rows int
 	// asked are the optional commands asked, on the line or on a
 	// connection of their own; skips those the socket lacked or refused
-	// (see skipSaid), under mu: both connections' readers add to it.
+	// (see skipSaid), and held the metrics that wait for show info's
+	// Process_num (see emitHeld), under mu: both connections' readers
+	// add to them.
 	asked []*command
 	mu    sync.Mutex
 	skips []commandSkip
+	held  []telegraf.Metric
 	// processNum is show info's Process_num, for metrics made after it.
 	processNum string
 	// query asks the same server another line of commands, within the

@@ -140,3 +140,15 @@ func lineOptional() string {
 	}
 	return b.String()
 }
+
+// certLine is the first line of the certificates' connection: the
+// commands asked there, as the table places them.
+func certLine() string {
+	var own []*command
+	for _, c := range optionalCommands {
+		if c.place == onOwn {
+			own = append(own, c)
+		}
+	}
+	return joinCommands(own)
+}

@@ -277,12 +277,12 @@ func TestMasterCommands(t *testing.T) {
 	want := []string{
 		"@!8393;show info\n",
 		"@!8393;show info;show stat -1 4 -1" + lineOptional() + "\n",
-		"@!8393;show ssl cert\n",
+		"@!8393;" + certLine(),
 		"@!8529;show info\n",
 		"@!8529;show info;show stat -1 4 -1" + lineOptional() + "\n",
-		"@!8529;show ssl cert\n",
+		"@!8529;" + certLine(),
 		"@!8600;show info;show stat -1 4 -1" + lineOptional() + "\n",
-		"@!8600;show ssl cert\n",
+		"@!8600;" + certLine(),
 		"show proc;@1 show cli sockets\n",
 	}
 	if !slices.Equal(cmds, want) {
