@@ -15,10 +15,14 @@ import (
 //	/etc/haproxy/site.pem	le	Scheduled	2027-01-07T01:18:48Z	29d 23h59m07s	2027-01-04T13:18:48Z	27d 11h59m07s
 //
 // state is Scheduled, Running (a renewal under way: no scheduled date),
-// or Stopped (the scheduler is off); a renewal that failed is scheduled
-// again. Each row gives one haproxy_acme metric: the state as one 0/1
-// field per state (as status.<STATE> for servers), the seconds until the
-// certificate's expiry and until the scheduled renewal.
+// or Stopped (the scheduler is off). A renewal that failed is Scheduled
+// again, with its date passed ("scheduled in" says 0d 0h00m00s). Each
+// row gives one haproxy_acme metric: the state as one 0/1 field per
+// state (as status.<STATE> for servers), the seconds until the
+// certificate's expiry and until the scheduled renewal, from the dates,
+// so negative once overdue. The command takes HAProxy's lock on the
+// certificates, and answers nothing at all while another operation holds
+// it (certlock.go).
 
 // ACMEStates are the states of "acme status", as the state.<STATE>
 // fields name them; OTHER is a state this list lacks.

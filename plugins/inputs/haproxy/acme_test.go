@@ -9,16 +9,17 @@ import (
 )
 
 // TestACMERecordings reads each release's acme status: from 3.2 the
-// test's certificate scheduled for renewal, its expiry and the renewal's
-// seconds from the answer's dates; before 3.2, a usage text, which is no
-// error and gives nothing.
+// live test's two certificates, one renewed by Pebble and scheduled
+// again, one whose renewal failed, overdue (its scheduled date passed: a
+// negative scheduled_in), each one's seconds from the answer's dates;
+// before 3.2, a usage text, which is no error and gives nothing.
 func TestACMERecordings(t *testing.T) {
 	for _, f := range releaseFacts {
 		t.Run(f.version, func(t *testing.T) {
 			answer := string(readTestdata(t, "haproxy-"+f.version+acmeSuffix))
 			acc := &shim.Accumulator{}
 			g := &serverGather{h: newPlugin(t, &HAProxy{Servers: []string{testSocketTag}}), ep: endpoint{tag: testSocketTag, name: testSocketTag}, acc: acc,
-				ts: time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC)}
+				ts: time.Date(2026, 12, 8, 3, 0, 0, 0, time.UTC)}
 			if err := g.readOptional(acmeStatus, newLineReader(strings.NewReader(answer)), "1"); err != nil {
 				t.Fatal(err)
 			}
@@ -29,21 +30,35 @@ func TestACMERecordings(t *testing.T) {
 				}
 				return
 			}
-			if len(ms) != 1 {
-				t.Fatalf("%d metrics, want the certificate's", len(ms))
+			rows := strings.Split(strings.TrimSpace(answer), "\n")[1:]
+			if len(ms) != 2 || len(rows) != 2 {
+				t.Fatalf("%d metrics for %d rows, want the two certificates'", len(ms), len(rows))
 			}
-			cols := strings.Split(strings.Split(answer, "\n")[1], "\t")
-			exp, _ := time.Parse(time.RFC3339, cols[3])
-			sched, _ := time.Parse(time.RFC3339, cols[5])
-			want := map[string]any{"state.SCHEDULED": int64(1), "state.RUNNING": int64(0), "state.STOPPED": int64(0), "state.OTHER": int64(0),
-				"expiry": exp.Unix() - g.ts.Unix(), "scheduled_in": sched.Unix() - g.ts.Unix()}
-			for k, v := range want {
-				if got := ms[0].Fields()[k]; got != v {
-					t.Errorf("%s = %v, want %v", k, got, v)
+			for i, row := range rows {
+				cols := strings.Split(row, "\t")
+				exp, _ := time.Parse(time.RFC3339, cols[3])
+				sched, _ := time.Parse(time.RFC3339, cols[5])
+				want := map[string]any{"state.SCHEDULED": int64(1), "state.RUNNING": int64(0), "state.STOPPED": int64(0), "state.OTHER": int64(0),
+					"expiry": exp.Unix() - g.ts.Unix(), "scheduled_in": sched.Unix() - g.ts.Unix()}
+				for k, v := range want {
+					if got := ms[i].Fields()[k]; got != v {
+						t.Errorf("%s: %s = %v, want %v", cols[0], k, got, v)
+					}
 				}
-			}
-			if tags := ms[0].Tags(); tags["section"] != "test" || !strings.HasSuffix(tags["file"], "/a.pem") {
-				t.Errorf("tags %v", tags)
+				tags := ms[i].Tags()
+				overdue := ms[i].Fields()["scheduled_in"].(int64) < 0
+				switch {
+				case strings.HasSuffix(tags["file"], "/failing.pem"):
+					if tags["section"] != "down" || !overdue {
+						t.Errorf("the failed renewal: tags %v, scheduled_in %v; want overdue", tags, ms[i].Fields()["scheduled_in"])
+					}
+				case strings.HasSuffix(tags["file"], "/renewed.pem"):
+					if tags["section"] != "pebble" || overdue {
+						t.Errorf("the renewed certificate: tags %v, scheduled_in %v", tags, ms[i].Fields()["scheduled_in"])
+					}
+				default:
+					t.Errorf("tags %v", tags)
+				}
 			}
 		})
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
+
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
 )
 
@@ -15,21 +17,30 @@ import (
 // seen, when ctx ends first (what says what was awaited).
 func waitFields(ctx context.Context, t *testing.T, h *HAProxy, name string, tags map[string]string, what string, cond func(f map[string]any) bool) map[string]any {
 	t.Helper()
-	var last map[string]any
+	return waitMetric(ctx, t, h, name, tags, what, func(m telegraf.Metric) bool { return cond(m.Fields()) }).Fields()
+}
+
+// waitMetric is waitFields for a condition on the whole metric.
+func waitMetric(ctx context.Context, t *testing.T, h *HAProxy, name string, tags map[string]string, what string, cond func(m telegraf.Metric) bool) telegraf.Metric {
+	t.Helper()
+	var last telegraf.Metric
 	for ctx.Err() == nil {
 		ms, errs := gather(t, h)
 		if len(errs) > 0 {
 			t.Fatalf("%s: errors: %v", what, errs)
 		}
 		if m := find(ms, name, tags); m != nil {
-			last = m.Fields()
-			if cond(last) {
-				return last
+			last = m
+			if cond(m) {
+				return m
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("%s: %s %v never said so; last %v", what, name, tags, last)
+	if last == nil {
+		t.Fatalf("%s: no %s %v", what, name, tags)
+	}
+	t.Fatalf("%s: %s %v never said so; last %v %v", what, name, tags, last.Tags(), last.Fields())
 	return nil
 }
 
