@@ -34,8 +34,9 @@ func PebbleBinary(ctx context.Context) (string, error) {
 }
 
 // Pebble is an ACME server that issues certificates at once: it takes
-// every challenge as passed (PEBBLE_VA_ALWAYS_VALID), and never rejects a
-// nonce, so that a client's renewal succeeds on its first try. It serves
+// every challenge as passed (PEBBLE_VA_ALWAYS_VALID), unless told to
+// check them (PebbleOptions), and never rejects a nonce, so that a
+// client's renewal succeeds on its first try. It serves
 // its directory over TLS under a DNS name, with a certificate of a PKI:
 // an ACME client trusts that PKI's CA and resolves the name (127.0.0.1)
 // through a DNS server of the test's. Stop and Start make it unreachable
@@ -45,22 +46,41 @@ type Pebble struct {
 	Directory string
 	// Addr is where it listens, 127.0.0.1:PORT.
 	Addr string
+	// HTTPPort is the port on which it fetches HTTP-01 challenges from
+	// the names of a certificate, when it checks them.
+	HTTPPort int
 
 	name, dir, config, mgmt string
+	resolver                string
 	pool                    *x509.CertPool
 	mu                      sync.Mutex
 	cmd                     *exec.Cmd
 	done                    chan struct{}
 }
 
+// PebbleOptions change what Pebble does.
+type PebbleOptions struct {
+	// Resolver, a DNS server's address (DNS.Addr), makes Pebble check
+	// each HTTP-01 challenge for real: it resolves the certificate's name
+	// there and fetches the challenge from it on HTTPPort. A name that
+	// does not resolve fails its challenge at once.
+	Resolver string
+}
+
 // NewPebble starts Pebble under the DNS name name, with a certificate
 // pki issues for that name; it is stopped when t ends.
 func NewPebble(t testing.TB, pki *PKI, name string) *Pebble {
 	t.Helper()
+	return NewPebbleWith(t, pki, name, PebbleOptions{})
+}
+
+// NewPebbleWith is NewPebble with options.
+func NewPebbleWith(t testing.TB, pki *PKI, name string, opts PebbleOptions) *Pebble {
+	t.Helper()
 	NeedsPeer(t, "Pebble "+PebbleVersion+" (built from the Go module proxy)")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	p, err := newPebble(ctx, t.TempDir(), pki, name)
+	p, err := newPebble(ctx, t.TempDir(), pki, name, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +91,7 @@ func NewPebble(t testing.TB, pki *PKI, name string) *Pebble {
 	return p
 }
 
-func newPebble(ctx context.Context, dir string, pki *PKI, name string) (*Pebble, error) {
+func newPebble(ctx context.Context, dir string, pki *PKI, name string, opts PebbleOptions) (*Pebble, error) {
 	if _, err := PebbleBinary(ctx); err != nil {
 		return nil, err
 	}
@@ -80,7 +100,8 @@ func newPebble(ctx context.Context, dir string, pki *PKI, name string) (*Pebble,
 		return nil, err
 	}
 	addr := func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i])) }
-	p := &Pebble{Addr: addr(0), mgmt: addr(1), name: name, dir: dir, config: filepath.Join(dir, "pebble.json"), pool: pki.Pool}
+	p := &Pebble{Addr: addr(0), mgmt: addr(1), HTTPPort: ports[2], name: name, dir: dir, config: filepath.Join(dir, "pebble.json"),
+		resolver: opts.Resolver, pool: pki.Pool}
 	p.Directory = "https://" + net.JoinHostPort(name, strconv.Itoa(ports[0])) + "/dir"
 	_, certPEM, err := pki.ServedCert(CertSpec{CommonName: name, DNSNames: []string{name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)})
@@ -100,7 +121,7 @@ func newPebble(ctx context.Context, dir string, pki *PKI, name string) (*Pebble,
 		"managementListenAddress": p.mgmt,
 		"certificate":             certFile,
 		"privateKey":              certFile,
-		// Where it would check challenges: never, as all pass.
+		// Where it checks challenges, when it does.
 		"httpPort": ports[2], "tlsPort": ports[3],
 		"externalAccountBindingRequired": false,
 		"keyAlgorithm":                   "ecdsa",
@@ -132,8 +153,15 @@ func (p *Pebble) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pebble: %w", err)
 	}
-	cmd := exec.Command(bin, "-config", p.config)
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+	args := []string{"-config", p.config}
+	env := append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+	if p.resolver != "" {
+		args = append(args, "-dnsserver", p.resolver)
+	} else {
+		env = append(env, "PEBBLE_VA_ALWAYS_VALID=1")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
