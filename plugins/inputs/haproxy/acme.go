@@ -65,6 +65,10 @@ func (g *serverGather) addACME(row, processNum string) error {
 			return fmt.Errorf("scheduled date %q is not a date", cols[5])
 		}
 	}
+	if g.certs.acmeNotAfter == nil {
+		g.certs.acmeNotAfter = make(map[string]time.Time)
+	}
+	g.certs.acmeNotAfter[cols[0]] = expires
 	m := g.newMetric("haproxy_acme", map[string]string{"file": cols[0], "section": cols[1]}, processNum)
 	state := strings.ToUpper(cols[2])
 	known := false

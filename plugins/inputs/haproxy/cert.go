@@ -31,7 +31,9 @@ import (
 // takes (detailLineBytes). In a long-running process the details and
 // frontends are kept (certCache) and asked again for a file every
 // certificate_details_interval, and for every file when another process
-// answers (a reload or a restart); expiry and age are of each gather.
+// answers (a reload or a restart), or when acme status, asked just
+// after the list, gives a file another notAfter (HAProxy renewed it);
+// expiry and age are of each gather.
 // Each file gives one haproxy_cert metric, with Telegraf x509_cert's
 // fields (expiry, age, startdate, enddate) and tags (common_name,
 // issuer_common_name, serial_number, san), the file, its status and,
@@ -308,6 +310,24 @@ type certAnswers struct {
 	fresh map[string]certDetails // file -> details asked in this gather
 	// cached are the files whose details came from certCache.
 	cached map[string]certDetails
+	// acmeNotAfter is each file's notAfter as acme status says it, read
+	// before the details are asked.
+	acmeNotAfter map[string]time.Time
+}
+
+// renewed takes out of cached the files whose notAfter acme status says
+// otherwise (HAProxy renewed them since their details were kept) and
+// returns them, to be asked again.
+func (c *certAnswers) renewed() []string {
+	var out []string
+	for f, notAfter := range c.acmeNotAfter {
+		if d, ok := c.cached[f]; ok && !d.notAfter.Equal(notAfter) {
+			delete(c.cached, f)
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // startCerts asks the certificates (show ssl cert's list) on a connection
@@ -374,6 +394,7 @@ func (g *serverGather) fetchCerts(own, with []*command) error {
 	}
 	var ask []string
 	g.certs.cached, ask = g.h.certCache.lookup(g.ep.name, g.certs.files, g.ts, time.Duration(g.h.CertificateDetailsInterval))
+	ask = append(ask, g.certs.renewed()...)
 	return errors.Join(append(errs, g.askCertDetails(ask, with))...)
 }
 

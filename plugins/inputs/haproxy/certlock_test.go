@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
+
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
 )
@@ -20,6 +22,7 @@ type lockedHAProxy struct {
 	mu      sync.Mutex
 	refuse  map[string]int // command -> how many more times it is refused
 	refused map[string]int // command -> how many times it was refused
+	acme    string         // the answer to acme status
 }
 
 func newLockedHAProxy(t *testing.T) *lockedHAProxy {
@@ -28,10 +31,9 @@ func newLockedHAProxy(t *testing.T) *lockedHAProxy {
 	for _, d := range rec[2:] {
 		details[between(d, "Filename: ", "\n")] = d + "\n\n"
 	}
-	acme := string(readTestdata(t, "haproxy-3.4.7"+acmeSuffix))
 	info, rest, _ := strings.Cut(string(readTestdata(t, "haproxy-3.4.7.txt")), "\n\n")
 	stat, _, _ := strings.Cut(rest, "\n\n")
-	f := &lockedHAProxy{refuse: map[string]int{}, refused: map[string]int{}}
+	f := &lockedHAProxy{refuse: map[string]int{}, refused: map[string]int{}, acme: string(readTestdata(t, "haproxy-3.4.7"+acmeSuffix))}
 	f.FakeSocket = testbed.NewFakeSocket(t, func(conn net.Conn, line string) {
 		for _, cmd := range strings.Split(strings.TrimSpace(line), ";") {
 			part := "\n"
@@ -45,6 +47,7 @@ func newLockedHAProxy(t *testing.T) *lockedHAProxy {
 				f.refuse[kind]--
 				f.refused[kind]++
 			}
+			acme := f.acme
 			f.mu.Unlock()
 			switch {
 			case cmd == "show info":
@@ -72,6 +75,13 @@ func newLockedHAProxy(t *testing.T) *lockedHAProxy {
 		}
 	})
 	return f
+}
+
+// setACME makes acme status answer the renewals rows (tab-separated).
+func (f *lockedHAProxy) setACME(rows ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.acme = "# certificate\tsection\tstate\texpiration date (UTC)\texpires in\tscheduled date (UTC)\tscheduled in\n" + strings.Join(rows, "\n") + "\n\n"
 }
 
 // lock refuses each command kind n times from now.
@@ -166,4 +176,55 @@ func TestCertificatesLocked(t *testing.T) {
 			t.Errorf("errors %v, want the 3 files' details reported", errs)
 		}
 	})
+}
+
+// TestCertRenewedByHAProxyAskedAgain: a long-running process keeps a
+// certificate's details for certificate_details_interval, but asks them
+// again at once when acme status, read just after the list, gives the
+// file another notAfter: HAProxy renewed it.
+func TestCertRenewedByHAProxyAskedAgain(t *testing.T) {
+	fake := newLockedHAProxy(t)
+	h := newPlugin(t, &HAProxy{Servers: []string{fake.Path}, CertificateDetailsInterval: config.Duration(time.Hour)})
+	asked := func() []string {
+		t.Helper()
+		before := len(fake.Commands())
+		if _, errs := gather(t, h); len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		var files []string
+		for _, l := range fake.Commands()[before:] {
+			for _, c := range strings.Split(strings.TrimSpace(l), ";") {
+				if f, ok := strings.CutPrefix(c, "show ssl cert "); ok {
+					files = append(files, f)
+				}
+			}
+		}
+		return files
+	}
+	files := asked()
+	if len(files) != 3 {
+		t.Fatalf("first gather asked %q, want the 3 files' details", files)
+	}
+	ms, _ := gather(t, h)
+	var a telegraf.Metric
+	for _, m := range ms {
+		if f, _ := m.GetTag("file"); m.Name() == "haproxy_cert" && f == files[0] {
+			a = m
+		}
+	}
+	if a == nil {
+		t.Fatalf("no haproxy_cert for %s", files[0])
+	}
+	notAfter := time.Unix(a.Fields()["enddate"].(int64), 0).UTC()
+	row := func(end time.Time) string {
+		return files[0] + "\tle\tScheduled\t" + end.Format(time.RFC3339) + "\t1d\t" + end.Add(-time.Hour).Format(time.RFC3339) + "\t1d"
+	}
+	fake.setACME(row(notAfter))
+	if again := asked(); len(again) != 0 {
+		t.Errorf("acme status with the same notAfter: asked %q again, want none", again)
+	}
+	fake.setACME(row(notAfter.Add(90 * 24 * time.Hour)))
+	if again := asked(); len(again) != 1 || again[0] != files[0] {
+		t.Errorf("acme status with a new notAfter: asked %q again, want %s only", again, files[0])
+	}
 }
