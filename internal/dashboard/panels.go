@@ -196,7 +196,22 @@ var Rows = []Row{
 			Targets:     []string{"countSeries(currentBelow(" + certs + ".expiry, 1209600))"}},
 		{Title: "Days left per certificate", Kind: TimeSeries, Unit: "d", Width: 18,
 			Description: "Days until each certificate's notAfter (haproxy_cert expiry), soonest first; negative once expired. What HAProxy serves, not the file on disk.",
-			Targets:     []string{"aliasByNode(sortByMinima(scale(" + certs + ".expiry, " + perDay + ")), -5, -2)"}},
+			Targets:     []string{"aliasByNode(sortBy(scale(" + certs + ".expiry, " + perDay + "), 'min'), -5, -2)"}},
+		{Title: "ACME renewals overdue", Kind: Stat, Unit: "short", Width: 4, Alert: num(1),
+			Description: "Certificates HAProxy renews itself (haproxy_acme) whose renewal date has passed and which it has not renewed: a renewal failed (ACME server unreachable, a challenge refused) and waits for the scheduler's next look, 12 hours on.",
+			Targets:     []string{"countSeries(currentBelow(" + acme + ".scheduled_in, -1))"}},
+		{Title: "ACME renewals under way", Kind: Stat, Unit: "short", Width: 4,
+			Description: "Renewals HAProxy is running now (haproxy_acme state.RUNNING), retries included: one that stays for minutes is retrying a failed step.",
+			Targets:     []string{"countSeries(currentAbove(" + acme + ".state.RUNNING, 0))"}},
+		{Title: "Days until each ACME renewal", Kind: TimeSeries, Unit: "d", Width: 16,
+			Description: "Days until HAProxy renews each certificate (haproxy_acme scheduled_in), soonest first: negative, the renewal is overdue; no point while one runs.",
+			Targets:     []string{"aliasByNode(sortBy(scale(" + acme + ".scheduled_in, " + perDay + "), 'min'), -5, -2)"}},
+		{Title: "OCSP updates failing", Kind: Stat, Unit: "short", Width: 6, Alert: num(1),
+			Description: "Certificates whose last OCSP response update by HAProxy failed (haproxy_ocsp last_update_status other than 1, successful): clients that require stapling see no fresh response once the old one expires.",
+			Targets:     []string{"countSeries(currentAbove(" + ocsp + ".last_update_status, 1))"}},
+		{Title: "OCSP update failures", Kind: TimeSeries, Unit: "short", Width: 18,
+			Description: "Failed OCSP response updates per certificate in each interval (haproxy_ocsp failures).",
+			Targets:     []string{"aliasByNode(nonNegativeDerivative(" + ocsp + ".failures), -5, -2)"}},
 	}},
 }
 
@@ -207,8 +222,13 @@ const (
 	resolvers = rows + ".haproxy_resolver.*.*"
 )
 
-// certs is each certificate file's path of haproxy_cert.
-const certs = rows + ".haproxy_cert.*"
+// certs, acme and ocsp are each certificate file's path of haproxy_cert,
+// haproxy_acme and haproxy_ocsp.
+const (
+	certs = rows + ".haproxy_cert.*"
+	acme  = rows + ".haproxy_acme.*"
+	ocsp  = rows + ".haproxy_ocsp.*"
+)
 
 // perDay turns seconds into days: 1/86400.
 const perDay = "0.000011574074074074073"
