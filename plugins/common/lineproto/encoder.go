@@ -117,6 +117,7 @@ var (
 // copying the digits: the line lineprotocol.Encoder writes for the same
 // values, byte for byte. It returns false, having written nothing, for
 // anything that is not plain (a name or key to escape or check further,
+// a tag value with more than a space, comma or equals sign to escape,
 // tags out of order, a time out of range, no field): Encode then takes
 // the general way, which writes or reports it.
 func (e *Encoder) encodeText(m telegraf.Metric, fields []TextField, keys []string, text []byte) bool {
@@ -146,14 +147,14 @@ func (e *Encoder) encodeText(m telegraf.Metric, fields []TextField, keys []strin
 		if t.Key == "" || t.Value == "" {
 			continue
 		}
-		if t.Key <= prev || !plain(t.Key) || !plain(t.Value) {
+		if t.Key <= prev || !plain(t.Key) || !escapableTagValue(t.Value) {
 			return false
 		}
 		prev = t.Key
 		buf = append(buf, ',')
 		buf = append(buf, t.Key...)
 		buf = append(buf, '=')
-		buf = append(buf, t.Value...)
+		buf = appendTagValue(buf, t.Value)
 	}
 	var perm []int
 	if e.sorted {
@@ -213,6 +214,37 @@ func plain(s string) bool {
 		}
 	}
 	return true
+}
+
+// escapableTagValue reports whether s goes into a line as a tag value
+// with appendTagValue: printable ASCII without backslash (a space, comma
+// or equals sign is escaped), as lineprotocol.Encoder's strict checks
+// take it.
+func escapableTagValue(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendTagValue appends a tag value as lineprotocol writes it: a
+// backslash before each space, comma and equals sign.
+func appendTagValue(buf []byte, s string) []byte {
+	for len(s) > 0 {
+		i := strings.IndexAny(s, " ,=")
+		if i < 0 {
+			return append(buf, s...)
+		}
+		buf = append(buf, s[:i]...)
+		buf = append(buf, '\\', s[i])
+		s = s[i+1:]
+	}
+	return buf
 }
 
 // appendQuoted appends a string field value as lineprotocol writes it:
