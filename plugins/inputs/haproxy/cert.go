@@ -6,9 +6,14 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/influxdata/telegraf"
+
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 )
 
 // The certificates HAProxy serves are those it holds in memory, which
@@ -527,40 +532,82 @@ func (g *serverGather) emitCerts(with []*command) error {
 		err = g.askCertDetails(stale, with)
 	}
 	g.certs.binds = g.h.certCache.store(g.ep.name, g.pid, g.certs.files, g.certs.fresh, g.certs.binds, g.ts)
+	cm := g.newCertMetrics()
 	for _, f := range g.certs.files {
 		if c, ok := g.certs.fresh[f]; ok {
-			g.addCert(c)
+			g.addCert(cm, c)
 		} else if c, ok := g.certs.cached[f]; ok {
-			g.addCert(c)
+			g.addCert(cm, c)
 		}
 	}
 	return err
 }
 
+// certFieldKeys are haproxy_cert's fields, sorted: the keys table of its
+// metrics' text fields.
+var certFieldKeys = []string{"age", "enddate", "expiry", "startdate"}
+
+// certMetrics makes haproxy_cert metrics as rows' are made (rowMetric):
+// tags and fields as text carved from arenas shared by many
+// certificates, which the execd input writes without a value boxed or a
+// map made. A gather of 2,000 certificates is 2,000 of them.
+type certMetrics struct {
+	slabs metricSlabs
+	keys  []bool // which of certFieldKeys the field filters keep
+	tags  []telegraf.Tag
+	raw   []lineproto.TextField
+	text  []byte
+}
+
+func (g *serverGather) newCertMetrics() *certMetrics {
+	cm := &certMetrics{slabs: metricSlabs{opts: g.h.arenas}, keys: make([]bool, len(certFieldKeys))}
+	for i, k := range certFieldKeys {
+		cm.keys[i] = g.h.fields == nil || g.h.fields.Match(k)
+	}
+	return cm
+}
+
 // addCert emits the haproxy_cert metric of one certificate.
-func (g *serverGather) addCert(c certDetails) {
-	tags := map[string]string{
-		"file":               c.file,
-		"status":             strings.ToLower(c.status),
-		"common_name":        c.commonName,
-		"issuer_common_name": c.issuerCommonName,
-		"serial_number":      c.serial,
-		"san":                c.san,
-	}
+func (g *serverGather) addCert(cm *certMetrics, c certDetails) {
+	var frontends string
 	if binds := g.certs.binds[c.file]; len(binds) > 0 {
-		tags["frontends"] = strings.Join(slices.Sorted(slices.Values(binds)), ",")
+		frontends = strings.Join(slices.Sorted(slices.Values(binds)), ",")
 	}
-	for k, v := range tags {
-		if v == "" {
-			delete(tags, k)
+	// Sorted by key, as a metric's tags are; the empty ones left out.
+	cm.tags = cm.tags[:0]
+	for _, t := range [...]telegraf.Tag{
+		{Key: "common_name", Value: c.commonName},
+		{Key: "file", Value: c.file},
+		{Key: "frontends", Value: frontends},
+		{Key: "issuer_common_name", Value: c.issuerCommonName},
+		{Key: "process_num", Value: g.processNum},
+		{Key: "san", Value: c.san},
+		{Key: "serial_number", Value: c.serial},
+		{Key: "server", Value: g.ep.tag},
+		{Key: "status", Value: strings.ToLower(c.status)},
+	} {
+		if t.Value != "" {
+			cm.tags = append(cm.tags, t)
 		}
 	}
-	m := g.newMetric("haproxy_cert", tags, g.processNum)
-	m.add("expiry", int64(c.notAfter.Sub(g.ts).Seconds()))
-	m.add("age", int64(g.ts.Sub(c.notBefore).Seconds()))
-	m.add("startdate", c.notBefore.Unix())
-	m.add("enddate", c.notAfter.Unix())
-	m.emit()
+	cm.raw, cm.text = cm.raw[:0], cm.text[:0]
+	for i, v := range [...]int64{
+		int64(g.ts.Sub(c.notBefore).Seconds()), // age
+		c.notAfter.Unix(),                      // enddate
+		int64(c.notAfter.Sub(g.ts).Seconds()),  // expiry
+		c.notBefore.Unix(),                     // startdate
+	} {
+		if !cm.keys[i] {
+			continue
+		}
+		off := len(cm.text)
+		cm.text = strconv.AppendInt(cm.text, v, 10)
+		cm.raw = append(cm.raw, lineproto.TextField{Off: uint32(off), Len: uint32(len(cm.text) - off), Key: uint16(i), Kind: lineproto.KindInt})
+	}
+	if len(cm.raw) == 0 {
+		return
+	}
+	g.acc.AddMetric(cm.slabs.newRowMetric("haproxy_cert", cm.tags, cm.raw, certFieldKeys, cm.text, g.ts))
 }
 
 // certCache keeps, per socket, each certificate's details and when they
@@ -576,6 +623,7 @@ type socketCerts struct {
 	files  map[string]cachedCert
 	binds  map[string][]string // show ssl sni's, when last asked
 	stored time.Time           // the gather that stored it
+	gen    uint64              // counts the gathers that stored it
 }
 
 // certCacheIdle is how long a socket's certificates are kept without a
@@ -586,6 +634,7 @@ const certCacheIdle = time.Hour
 type cachedCert struct {
 	details certDetails
 	asked   time.Time
+	gen     uint64 // the last gather that listed it
 }
 
 func newCertCache() *certCache { return &certCache{sockets: make(map[string]*socketCerts)} }
@@ -642,30 +691,43 @@ func (cc *certCache) samePID(name string, pid int64) bool {
 // store keeps the socket's details for the next gather (those asked at
 // now, and those kept before of the files still listed) and its binds
 // when show ssl sni was asked, and returns the binds to use: those asked,
-// else those kept.
+// else those kept. The same process's are updated in place: a gather
+// that asks nothing allocates nothing here.
 func (cc *certCache) store(name string, pid int64, files []string, fresh map[string]certDetails, binds map[string][]string, now time.Time) map[string][]string {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	old := cc.sockets[name]
 	for other, o := range cc.sockets {
 		if now.Sub(o.stored) > certCacheIdle {
 			delete(cc.sockets, other)
 		}
 	}
-	s := &socketCerts{pid: pid, files: make(map[string]cachedCert, len(files)), binds: binds, stored: now}
-	same := old != nil && old.pid == pid
-	if binds == nil && same {
-		s.binds = old.binds
+	s := cc.sockets[name]
+	if s == nil || s.pid != pid {
+		s = &socketCerts{pid: pid, files: make(map[string]cachedCert, len(files))}
+		cc.sockets[name] = s
 	}
+	if binds != nil {
+		s.binds = binds
+	}
+	s.stored = now
+	s.gen++
+	kept := 0
 	for _, f := range files {
 		if c, ok := fresh[f]; ok {
-			s.files[f] = cachedCert{details: c, asked: now}
-		} else if same {
-			if c, ok := old.files[f]; ok {
-				s.files[f] = c
+			s.files[f] = cachedCert{details: c, asked: now, gen: s.gen}
+			kept++
+		} else if c, ok := s.files[f]; ok && c.gen != s.gen {
+			c.gen = s.gen
+			s.files[f] = c
+			kept++
+		}
+	}
+	if kept != len(s.files) { // files no longer listed
+		for f, c := range s.files {
+			if c.gen != s.gen {
+				delete(s.files, f)
 			}
 		}
 	}
-	cc.sockets[name] = s
 	return s.binds
 }

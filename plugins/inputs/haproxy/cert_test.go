@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"net"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/hap-monitor/hap-monitor/internal/testbed"
 	"github.com/hap-monitor/hap-monitor/plugins/common/config"
+	"github.com/hap-monitor/hap-monitor/plugins/common/contract"
+	"github.com/hap-monitor/hap-monitor/plugins/common/lineproto"
 	"github.com/hap-monitor/hap-monitor/plugins/common/shim"
 )
 
@@ -411,4 +414,65 @@ func TestSNIFaults(t *testing.T) {
 	if got := g.certs.binds["/a.pem"]; !slices.Equal(got, []string{"fe/h.cfg:1", "fe2/h.cfg:9"}) {
 		t.Errorf("binds of /a.pem %q", got)
 	}
+}
+
+// BenchmarkCertsKept is a long-running process's gather of 2,000
+// certificates whose details it keeps: the list read, each metric made
+// from the kept details and frontends and written as line protocol, as
+// the execd input writes it.
+func BenchmarkCertsKept(b *testing.B) {
+	const n = 2000
+	var list strings.Builder
+	list.WriteString("# filename\n")
+	kept := make(map[string]certDetails, n)
+	binds := make(map[string][]string, n)
+	notBefore, notAfter := time.Date(2026, 12, 6, 23, 38, 17, 0, time.UTC), time.Date(2027, 1, 6, 23, 38, 17, 0, time.UTC)
+	var files []string
+	for i := range n {
+		f := fmt.Sprintf("/etc/haproxy/certs/site-%04d.example.org.pem", i)
+		files = append(files, f)
+		list.WriteString(f + "\n")
+		kept[f] = certDetails{file: f, status: "Used", serial: fmt.Sprintf("600005eed%04d", i), notBefore: notBefore, notAfter: notAfter,
+			san: fmt.Sprintf("site-%04d.example.org,www.site-%04d.example.org", i, i), commonName: fmt.Sprintf("site-%04d.example.org", i),
+			issuerCommonName: "hap-monitor test CA"}
+		binds[f] = []string{"fe_tls//etc/haproxy/haproxy.cfg:12"}
+	}
+	list.WriteString("\n")
+	h := newPlugin(b, &HAProxy{Servers: []string{testSocketTag}, CertificateDetailsInterval: config.Duration(time.Hour)})
+	ts := time.Unix(1790000000, 0)
+	h.certCache.store(testSocketTag, 1, files, kept, binds, ts)
+	var out bytes.Buffer
+	enc := lineproto.NewEncoder(&out)
+	b.ReportAllocs()
+	for b.Loop() {
+		acc := &shim.Accumulator{}
+		g := &serverGather{h: h, ep: endpoint{tag: testSocketTag, name: testSocketTag}, acc: acc, ts: ts, pid: 1, processNum: "1"}
+		if err := g.readCertList(newLineReader(strings.NewReader(list.String())), ""); err != nil {
+			b.Fatal(err)
+		}
+		var ask []string
+		g.certs.cached, ask = h.certCache.lookup(g.ep.name, g.certs.files, g.ts, time.Hour)
+		if len(ask) != 0 {
+			b.Fatalf("%d files to ask", len(ask))
+		}
+		if err := g.emitCerts(nil); err != nil {
+			b.Fatal(err)
+		}
+		ms, _ := acc.Drain()
+		if len(ms) != n {
+			b.Fatalf("%d metrics", len(ms))
+		}
+		out.Reset()
+		for _, m := range ms {
+			if err := enc.Encode(m); err != nil {
+				b.Fatal(err)
+			}
+			contract.Release(m) // as the execd input does once it is written
+		}
+		if err := enc.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/cert")
+	b.ReportMetric(float64(out.Len())/n, "bytes/cert")
 }
