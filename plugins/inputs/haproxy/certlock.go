@@ -11,8 +11,8 @@ import (
 // HAProxy lets one operation at a time at its certificates: a command
 // that reads them (show ssl cert, show ssl sni, acme status) tries their
 // lock, and when another operation holds it (a commit of "set ssl cert",
-// an ACME renewal or an OCSP update installing its result, another
-// connection's dump of them) refuses at once:
+// "update ssl ocsp-response", an ACME renewal installing its
+// certificate, another connection's dump of them) refuses at once:
 //
 //	Can't show!
 //	Operations on certificates are currently locked!
