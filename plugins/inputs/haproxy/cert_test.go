@@ -156,6 +156,8 @@ func TestCertDetailFaults(t *testing.T) {
 		{"the first refused otherwise", "Can't display the certificate: Not found!\n\n" + good("/b.pem", "Feb 16 00:00:00 2027 GMT"), 1,
 			`show ssl cert /a.pem: HAProxy says "Can't display the certificate: Not found!"`, ""},
 		{"a refusal cut short", good("/a.pem", "Jan  6 22:37:36 2027 GMT") + "Can't show!\nOperations", 1, `show ssl cert /b.pem: HAProxy's refusal "Can't show!" cut short`, ""},
+		{"a refusal without an end", good("/a.pem", "Jan  6 22:37:36 2027 GMT") + "Can't show!\n" + strings.Repeat("why\n", 30) + "\n", 1,
+			`show ssl cert /b.pem: HAProxy's refusal "Can't show!": no end within 20 lines`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

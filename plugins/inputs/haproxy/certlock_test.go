@@ -175,6 +175,13 @@ func TestCertificatesLocked(t *testing.T) {
 		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "show ssl cert of 3 files (") {
 			t.Errorf("errors %v, want the 3 files' details reported", errs)
 		}
+		// The frontends' refusal: the details and the certificates kept.
+		fake.lock(0, "show ssl cert <file>")
+		fake.lock(1000, "show ssl sni")
+		certs, _, errs = gatherCounts(t, h)
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "show ssl sni: HAProxy's certificates were locked") || certs != 3 {
+			t.Errorf("errors %v, %d certificates; want show ssl sni's refusal reported and the 3 certificates", errs, certs)
+		}
 	})
 }
 
