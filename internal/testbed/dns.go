@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,9 +25,7 @@ type DNS struct {
 
 	dir, hosts string
 	port       int
-	mu         sync.Mutex
-	cmd        *exec.Cmd
-	done       chan struct{}
+	proc       child
 }
 
 // NewDNS starts a DNS server holding names (name -> address), stopped
@@ -70,12 +67,7 @@ func (d *DNS) SetNames(names map[string]string) error {
 	if err := d.writeHosts(names); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cmd == nil {
-		return nil
-	}
-	return d.cmd.Process.Signal(syscall.SIGHUP)
+	return d.proc.signal(syscall.SIGHUP)
 }
 
 // Start runs dnsmasq and waits until it answers.
@@ -84,53 +76,30 @@ func (d *DNS) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cmd != nil {
-		return nil
-	}
 	log := filepath.Join(d.dir, "dnsmasq.log")
 	cmd := exec.Command(bin, "--keep-in-foreground", "--port="+strconv.Itoa(d.port), "--listen-address=127.0.0.1",
 		"--bind-interfaces", "--no-resolv", "--no-hosts", "--addn-hosts="+d.hosts, "--local=/test/",
 		"--pid-file="+filepath.Join(d.dir, "dnsmasq.pid"), "--log-facility="+log, "--user=root")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("dnsmasq: %w", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	d.cmd, d.done = cmd, done
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var dl net.Dialer
 		return dl.DialContext(ctx, "udp", d.Addr)
 	}}
-	for {
+	err = d.proc.start(ctx, cmd, "", 20*time.Millisecond, func(ctx context.Context) error {
 		qctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
 		_, err := r.LookupHost(qctx, "ready.test")
-		cancel()
 		var dnsErr *net.DNSError
 		if err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 			return nil // it answers
 		}
-		select {
-		case <-done:
-			d.cmd = nil
-			return fmt.Errorf("dnsmasq ended at start: %s", fileTail(log))
-		case <-ctx.Done():
-			return fmt.Errorf("dnsmasq on %s: %w (%v)", d.Addr, ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dnsmasq on %s: %w: %s", d.Addr, err, fileTail(log))
 	}
+	return nil
 }
 
 // Stop ends dnsmasq, if it runs.
-func (d *DNS) Stop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cmd == nil {
-		return
-	}
-	_ = d.cmd.Process.Kill()
-	<-d.done
-	d.cmd = nil
-}
+func (d *DNS) Stop() { d.proc.stop() }

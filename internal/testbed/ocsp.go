@@ -4,14 +4,13 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -26,9 +25,7 @@ type OCSPResponder struct {
 
 	dir, index, caFile, keyFile string
 	port                        int
-	mu                          sync.Mutex
-	cmd                         *exec.Cmd
-	done                        chan struct{}
+	proc                        child
 }
 
 // NewOCSPResponder makes a responder for pki's CA, stopped when t ends.
@@ -91,55 +88,25 @@ func (r *OCSPResponder) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		return nil
-	}
 	cmd := exec.Command(openssl, "ocsp", "-index", r.index, "-port", strconv.Itoa(r.port),
 		"-rsigner", r.caFile, "-rkey", r.keyFile, "-CA", r.caFile, "-ndays", "1")
-	logf, err := os.Create(filepath.Join(r.dir, "ocsp.log"))
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("openssl ocsp: %w", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	r.cmd, r.done = cmd, done
 	// Ready when it says so: a connection to see would be its one
 	// client, as it answers one at a time, and one that sends nothing
 	// holds it.
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
-	for {
+	err = r.proc.start(ctx, cmd, filepath.Join(r.dir, "ocsp.log"), 20*time.Millisecond, func(context.Context) error {
 		if strings.Contains(r.Log(), "waiting for OCSP client connections") {
 			return nil
 		}
-		select {
-		case <-done:
-			r.cmd = nil
-			return fmt.Errorf("openssl ocsp ended at start: %s", fileTail(filepath.Join(r.dir, "ocsp.log")))
-		case <-ctx.Done():
-			return fmt.Errorf("openssl ocsp on %s: %w", addr, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
+		return errors.New("not listening yet")
+	})
+	if err != nil {
+		return fmt.Errorf("openssl ocsp on port %d: %w: %s", r.port, err, r.Log())
 	}
+	return nil
 }
 
 // Stop ends the responder, if it runs.
-func (r *OCSPResponder) Stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	r.cmd = nil
-}
+func (r *OCSPResponder) Stop() { r.proc.stop() }
 
 // Log is the end of what the responder printed: the requests it took.
 func (r *OCSPResponder) Log() string { return fileTail(filepath.Join(r.dir, "ocsp.log")) }

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 )
@@ -53,9 +52,7 @@ type Pebble struct {
 	name, dir, config, mgmt string
 	resolver                string
 	pool                    *x509.CertPool
-	mu                      sync.Mutex
-	cmd                     *exec.Cmd
-	done                    chan struct{}
+	proc                    child
 }
 
 // PebbleOptions change what Pebble does.
@@ -144,15 +141,6 @@ func (p *Pebble) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil {
-		return nil
-	}
-	logf, err := os.OpenFile(p.logPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("pebble: %w", err)
-	}
 	args := []string{"-config", p.config}
 	env := append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
 	if p.resolver != "" {
@@ -162,40 +150,18 @@ func (p *Pebble) Start(ctx context.Context) error {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("pebble: %w", err)
+	err = p.proc.start(ctx, cmd, p.logPath(), 50*time.Millisecond, func(ctx context.Context) error {
+		_, err := p.get(ctx, p.Addr, "/dir")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pebble on %s: %w: %s", p.Addr, err, p.Log())
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	p.cmd, p.done = cmd, done
-	for {
-		if _, err := p.get(ctx, p.Addr, "/dir"); err == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			p.cmd = nil
-			return fmt.Errorf("pebble ended at start: %s", p.Log())
-		case <-ctx.Done():
-			return fmt.Errorf("pebble on %s: %w: %s", p.Addr, ctx.Err(), p.Log())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return nil
 }
 
 // Stop ends Pebble, if it runs.
-func (p *Pebble) Stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	p.cmd = nil
-}
+func (p *Pebble) Stop() { p.proc.stop() }
 
 // Log is the end of what Pebble printed: the requests it took and the
 // certificates it issued.
