@@ -77,11 +77,12 @@ func (g *serverGather) readCertList(lr *lineReader, _ string) error {
 }
 
 // readSNI reads "show ssl sni": which frontend and bind serve each file,
-// kept for the files' metrics. A file has a row per name it serves.
+// kept for the files' metrics as their frontends tag. A file has a row
+// per name it serves.
 func (g *serverGather) readSNI(lr *lineReader, _ string) error {
 	var bad badRows
 	bad.noun = "bad lines"
-	g.certs.binds = make(map[string][]string)
+	binds := make(map[string][]string)
 	err := readAnswerLines(lr, maxSNILines, func(n int, line []byte) {
 		if len(line) > 0 && line[0] == '#' {
 			return
@@ -100,16 +101,17 @@ func (g *serverGather) readSNI(lr *lineReader, _ string) error {
 			return
 		}
 		file, bind := cols[4], cols[0]
-		binds := g.certs.binds[string(file)]
-		for _, b := range binds {
-			if b == string(bind) {
-				return
-			}
+		if !slices.Contains(binds[string(file)], string(bind)) {
+			binds[string(file)] = append(binds[string(file)], string(bind))
 		}
-		g.certs.binds[string(file)] = append(binds, string(bind))
 	})
 	if err != nil {
 		bad.add(err)
+	}
+	g.certs.frontends = make(map[string]string, len(binds))
+	for file, b := range binds {
+		slices.Sort(b)
+		g.certs.frontends[file] = strings.Join(b, ",")
 	}
 	return bad.err()
 }
@@ -121,7 +123,7 @@ const maxSNILines = 1000000
 // certDetails is what "show ssl cert <file>" says of one certificate.
 type certDetails struct {
 	file                string
-	status              string // "Used", "Unused"
+	status              string // "used", "unused" (HAProxy's Used, Unused)
 	serial              string // as x509_cert gives it: hexadecimal, lower case, no leading zeros
 	notBefore, notAfter time.Time
 	san                 string // as x509_cert gives it: DNS names, e-mail addresses, IPs, URIs
@@ -180,7 +182,7 @@ func parseCertDetails(lr *lineReader) (certDetails, error) {
 		case "Filename":
 			set(&c.file, value)
 		case "Status":
-			set(&c.status, value)
+			set(&c.status, bytes.ToLower(value))
 		case "Serial":
 			set(&serial, value)
 		case "notBefore":
@@ -310,9 +312,11 @@ func (g *serverGather) readCertDetails(lr *lineReader, files []string) (locked [
 
 // certAnswers is what one gather's certificate commands said.
 type certAnswers struct {
-	files []string               // show ssl cert's list, in its order
-	binds map[string][]string    // file -> frontends/binds serving it (show ssl sni); nil when not asked
-	fresh map[string]certDetails // file -> details asked in this gather
+	files []string // show ssl cert's list, in its order
+	// frontends is each file's frontends tag: the frontends/binds serving
+	// it (show ssl sni), sorted and joined; nil when not asked.
+	frontends map[string]string
+	fresh     map[string]certDetails // file -> details asked in this gather
 	// cached are the files whose details came from certCache.
 	cached map[string]certDetails
 	// acmeNotAfter is each file's notAfter as acme status says it, read
@@ -531,7 +535,7 @@ func (g *serverGather) emitCerts(with []*command) error {
 		g.certs.cached = nil
 		err = g.askCertDetails(stale, with)
 	}
-	g.certs.binds = g.h.certCache.store(g.ep.name, g.pid, g.certs.files, g.certs.fresh, g.certs.binds, g.ts)
+	g.certs.frontends = g.h.certCache.store(g.ep.name, g.pid, g.certs.files, g.certs.fresh, g.certs.frontends, g.ts)
 	cm := g.newCertMetrics()
 	for _, f := range g.certs.files {
 		if c, ok := g.certs.fresh[f]; ok {
@@ -569,22 +573,18 @@ func (g *serverGather) newCertMetrics() *certMetrics {
 
 // addCert emits the haproxy_cert metric of one certificate.
 func (g *serverGather) addCert(cm *certMetrics, c certDetails) {
-	var frontends string
-	if binds := g.certs.binds[c.file]; len(binds) > 0 {
-		frontends = strings.Join(slices.Sorted(slices.Values(binds)), ",")
-	}
 	// Sorted by key, as a metric's tags are; the empty ones left out.
 	cm.tags = cm.tags[:0]
 	for _, t := range [...]telegraf.Tag{
 		{Key: "common_name", Value: c.commonName},
 		{Key: "file", Value: c.file},
-		{Key: "frontends", Value: frontends},
+		{Key: "frontends", Value: g.certs.frontends[c.file]},
 		{Key: "issuer_common_name", Value: c.issuerCommonName},
 		{Key: "process_num", Value: g.processNum},
 		{Key: "san", Value: c.san},
 		{Key: "serial_number", Value: c.serial},
 		{Key: "server", Value: g.ep.tag},
-		{Key: "status", Value: strings.ToLower(c.status)},
+		{Key: "status", Value: c.status},
 	} {
 		if t.Value != "" {
 			cm.tags = append(cm.tags, t)
@@ -619,11 +619,13 @@ type certCache struct {
 }
 
 type socketCerts struct {
-	pid    int64 // the process that answered
-	files  map[string]cachedCert
-	binds  map[string][]string // show ssl sni's, when last asked
-	stored time.Time           // the gather that stored it
-	gen    uint64              // counts the gathers that stored it
+	pid   int64 // the process that answered
+	files map[string]cachedCert
+	// frontends is each file's frontends tag, from show ssl sni when
+	// last asked.
+	frontends map[string]string
+	stored    time.Time // the gather that stored it
+	gen       uint64    // counts the gathers that stored it
 }
 
 // certCacheIdle is how long a socket's certificates are kept without a
@@ -689,11 +691,11 @@ func (cc *certCache) samePID(name string, pid int64) bool {
 }
 
 // store keeps the socket's details for the next gather (those asked at
-// now, and those kept before of the files still listed) and its binds
-// when show ssl sni was asked, and returns the binds to use: those asked,
-// else those kept. The same process's are updated in place: a gather
-// that asks nothing allocates nothing here.
-func (cc *certCache) store(name string, pid int64, files []string, fresh map[string]certDetails, binds map[string][]string, now time.Time) map[string][]string {
+// now, and those kept before of the files still listed) and their
+// frontends when show ssl sni was asked, and returns the frontends to
+// use: those asked, else those kept. The same process's are updated in
+// place: a gather that asks nothing allocates nothing here.
+func (cc *certCache) store(name string, pid int64, files []string, fresh map[string]certDetails, frontends map[string]string, now time.Time) map[string]string {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	for other, o := range cc.sockets {
@@ -706,8 +708,8 @@ func (cc *certCache) store(name string, pid int64, files []string, fresh map[str
 		s = &socketCerts{pid: pid, files: make(map[string]cachedCert, len(files))}
 		cc.sockets[name] = s
 	}
-	if binds != nil {
-		s.binds = binds
+	if frontends != nil {
+		s.frontends = frontends
 	}
 	s.stored = now
 	s.gen++
@@ -729,5 +731,5 @@ func (cc *certCache) store(name string, pid int64, files []string, fresh map[str
 			}
 		}
 	}
-	return s.binds
+	return s.frontends
 }

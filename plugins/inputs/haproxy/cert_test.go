@@ -413,8 +413,8 @@ func TestSNIFaults(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "line 5 left out: not the 7 tab-separated columns") {
 		t.Errorf("err = %v", err)
 	}
-	if got := g.certs.binds["/a.pem"]; !slices.Equal(got, []string{"fe/h.cfg:1", "fe2/h.cfg:9"}) {
-		t.Errorf("binds of /a.pem %q", got)
+	if got := g.certs.frontends["/a.pem"]; got != "fe/h.cfg:1,fe2/h.cfg:9" {
+		t.Errorf("frontends of /a.pem %q", got)
 	}
 }
 
@@ -427,22 +427,22 @@ func BenchmarkCertsKept(b *testing.B) {
 	var list strings.Builder
 	list.WriteString("# filename\n")
 	kept := make(map[string]certDetails, n)
-	binds := make(map[string][]string, n)
+	frontends := make(map[string]string, n)
 	notBefore, notAfter := time.Date(2026, 12, 6, 23, 38, 17, 0, time.UTC), time.Date(2027, 1, 6, 23, 38, 17, 0, time.UTC)
 	var files []string
 	for i := range n {
 		f := fmt.Sprintf("/etc/haproxy/certs/site-%04d.example.org.pem", i)
 		files = append(files, f)
 		list.WriteString(f + "\n")
-		kept[f] = certDetails{file: f, status: "Used", serial: fmt.Sprintf("600005eed%04d", i), notBefore: notBefore, notAfter: notAfter,
+		kept[f] = certDetails{file: f, status: "used", serial: fmt.Sprintf("600005eed%04d", i), notBefore: notBefore, notAfter: notAfter,
 			san: fmt.Sprintf("site-%04d.example.org,www.site-%04d.example.org", i, i), commonName: fmt.Sprintf("site-%04d.example.org", i),
 			issuerCommonName: "hap-monitor test CA"}
-		binds[f] = []string{"fe_tls//etc/haproxy/haproxy.cfg:12"}
+		frontends[f] = "fe_tls//etc/haproxy/haproxy.cfg:12"
 	}
 	list.WriteString("\n")
 	h := newPlugin(b, &HAProxy{Servers: []string{testSocketTag}, CertificateDetailsInterval: config.Duration(time.Hour)})
 	ts := time.Unix(1790000000, 0)
-	h.certCache.store(testSocketTag, 1, files, kept, binds, ts)
+	h.certCache.store(testSocketTag, 1, files, kept, frontends, ts)
 	var out bytes.Buffer
 	enc := lineproto.NewEncoder(&out)
 	b.ReportAllocs()
