@@ -426,8 +426,13 @@ func TestMasterRefusedThenAnswers(t *testing.T) {
 	go func() {
 		defer close(ready)
 		time.Sleep(150 * time.Millisecond)
-		os.Remove(stale)
-		l, err := net.Listen("unix", stale)
+		// The master comes back at the same path with no moment without
+		// it (a path that is gone is a master that is not running): bound
+		// beside it, then renamed over it.
+		l, err := net.Listen("unix", stale+".new")
+		if err == nil {
+			err = os.Rename(stale+".new", stale)
+		}
 		if err != nil {
 			t.Error(err)
 			return
